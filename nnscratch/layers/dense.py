@@ -1,0 +1,34 @@
+"""Fully connected (affine) layer."""
+
+from nnscratch.layers.base import Layer, uniform_init
+
+
+class Dense(Layer):
+    """y = x @ W + b.
+
+    x: (N, F_in) -> y: (N, F_out). params: W (F_in, F_out) (the transpose of
+    ``torch.nn.Linear.weight``), b (F_out,).
+    """
+
+    def __init__(self, in_features, out_features, rng=None, name=None):
+        super().__init__(name)
+        self.in_features, self.out_features = in_features, out_features
+        self.params = {"W": uniform_init(rng, (in_features, out_features), in_features),
+                       "b": uniform_init(rng, (out_features,), in_features)}
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features}
+
+    def forward(self, x, training=False, rng=None):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            self.reject_input(x, f"(N, {self.in_features})")
+        self._x = x
+        y = x @ self.params["W"]
+        y += self.params["b"]
+        return y
+
+    def backward(self, grad_y, param_grads=True):
+        if param_grads:
+            self.grads["W"] = self._x.T @ grad_y          # (F_in, F_out)
+            self.grads["b"] = grad_y.sum(axis=0)          # (F_out,)
+        return grad_y @ self.params["W"].T                # (N, F_in)

@@ -1,0 +1,36 @@
+"""Inverted dropout."""
+
+from nnscratch.layers.base import Layer
+
+
+class Dropout(Layer):
+    """y = x * m / (1 - p), m ~ Bernoulli(1 - p) per element; dy/dx = m / (1 - p).
+
+    Active when ``training=True`` or when an ``rng`` is passed (MC-dropout inference: the
+    model passes one per stochastic pass); otherwise the identity. There is no mode flag to
+    forget: a forward call without either is always deterministic. Scaling by 1/(1 - p) at
+    training time keeps E[y] = x, so inference needs no rescaling.
+    """
+
+    def __init__(self, p=0.5, name=None):
+        super().__init__(name)
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def config(self):
+        return {"p": self.p}
+
+    def forward(self, x, training=False, rng=None):
+        if not training and rng is None:
+            self._mask = None
+            return x
+        if rng is None:
+            raise ValueError(f"{self.describe()}: training=True needs an rng "
+                             "(nnscratch.backend.new_rng(seed))")
+        keep = rng.random(x.shape, dtype=x.dtype) >= self.p
+        self._mask = keep * x.dtype.type(1 / (1 - self.p))
+        return x * self._mask
+
+    def backward(self, grad_y, param_grads=True):
+        return grad_y if self._mask is None else grad_y * self._mask
