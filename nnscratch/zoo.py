@@ -1,0 +1,133 @@
+"""The five studies' networks, by name: ``build(name, seed=0, **options) -> Sequential``.
+
+Every builder takes ``input_shape`` (C, H, W) and ``num_classes`` with the paper's defaults,
+and ``seed``, which fixes the initial weights. Where a paper leaves a choice open, the
+builder's docstring says what we chose.
+"""
+
+import math
+
+import numpy as np
+
+from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, GaussianBlur, MaxPool2D, ReLU
+from nnscratch.model import Sequential
+
+
+def _flat_size(trunk, input_shape):
+    """Width of the vector the convolutional trunk hands to the first Dense layer, found by
+    running an empty batch through it."""
+    h = np.zeros((0,) + tuple(input_shape), dtype=np.float32)
+    for layer in trunk:
+        h = layer.forward(h)
+    return math.prod(h.shape[1:])
+
+
+def lenet(seed=0, input_shape=(1, 28, 28), num_classes=10, dropout=None, blur_sigma=None):
+    """Caffe's LeNet, as Günther et al. use it.
+
+    conv5x5x20, maxpool2, conv5x5x50, maxpool2, dense500, ReLU, dense10: no activation after
+    the convolutions, no dropout. ``dropout=0.5`` adds dropout after the last pooling and after
+    the ReLU of dense500 (Alshemali et al.'s MC-dropout LeNet). ``blur_sigma=1.25`` puts a fixed
+    GaussianBlur before each pooling (Günther et al.'s anti-aliasing experiment).
+    """
+    rng = np.random.default_rng(seed)
+
+    def pool():
+        return ([GaussianBlur(blur_sigma)] if blur_sigma else []) + [MaxPool2D(2)]
+
+    trunk = [Conv2D(input_shape[0], 20, 5, rng=rng), *pool(), Conv2D(20, 50, 5, rng=rng), *pool()]
+    drop = [Dropout(dropout)] if dropout else []
+    return Sequential(trunk + drop + [
+        Flatten(), Dense(_flat_size(trunk, input_shape), 500, rng=rng), ReLU(), *drop,
+        Dense(500, num_classes, rng=rng)], input_shape=input_shape)
+
+
+def feinman_cnn(seed=0, input_shape=(1, 28, 28), num_classes=10):
+    """Feinman et al.'s MNIST network (the comparison point of the KDE detector).
+
+    conv3x3x64, ReLU, conv3x3x64, ReLU, maxpool2, dropout .5, dense128, ReLU, dropout .5,
+    dense10; unpadded convolutions.
+    """
+    rng = np.random.default_rng(seed)
+    trunk = [Conv2D(input_shape[0], 64, 3, rng=rng), ReLU(), Conv2D(64, 64, 3, rng=rng), ReLU(),
+             MaxPool2D(2)]
+    return Sequential(trunk + [
+        Dropout(0.5), Flatten(), Dense(_flat_size(trunk, input_shape), 128, rng=rng), ReLU(),
+        Dropout(0.5), Dense(128, num_classes, rng=rng)], input_shape=input_shape)
+
+
+def mnist_cnn_harms(seed=0, input_shape=(1, 28, 28), num_classes=10):
+    """Harms et al.'s MNIST network (their Table 2).
+
+    conv5x5x32, conv5x5x64, maxpool2, dropout .25, dense128, dropout .5, dense10. The table
+    lists no activations; we put a ReLU after each convolution and after dense128, as in the
+    Keras MNIST example their Keras model follows. Unpadded convolutions (Keras' default).
+    """
+    rng = np.random.default_rng(seed)
+    trunk = [Conv2D(input_shape[0], 32, 5, rng=rng), ReLU(), Conv2D(32, 64, 5, rng=rng), ReLU(),
+             MaxPool2D(2)]
+    return Sequential(trunk + [
+        Dropout(0.25), Flatten(), Dense(_flat_size(trunk, input_shape), 128, rng=rng), ReLU(),
+        Dropout(0.5), Dense(128, num_classes, rng=rng)], input_shape=input_shape)
+
+
+def cifar_cnn_harms(seed=0, input_shape=(3, 32, 32), num_classes=10):
+    """Harms et al.'s CIFAR-10 network (their Table 3).
+
+    conv5x5x32 x2, maxpool2, dropout .25, conv3x3x64 x2, maxpool2, dropout .25, dense512,
+    dropout .5, dense10; ReLU after every convolution and after dense512 (activations are not
+    listed; as for ``mnist_cnn_harms``), unpadded convolutions.
+    """
+    rng = np.random.default_rng(seed)
+    trunk = [Conv2D(input_shape[0], 32, 5, rng=rng), ReLU(), Conv2D(32, 32, 5, rng=rng), ReLU(),
+             MaxPool2D(2), Dropout(0.25),
+             Conv2D(32, 64, 3, rng=rng), ReLU(), Conv2D(64, 64, 3, rng=rng), ReLU(),
+             MaxPool2D(2), Dropout(0.25)]
+    return Sequential(trunk + [
+        Flatten(), Dense(_flat_size(trunk, input_shape), 512, rng=rng), ReLU(), Dropout(0.5),
+        Dense(512, num_classes, rng=rng)], input_shape=input_shape)
+
+
+def dnr_cnn(seed=0, input_shape=(1, 28, 28), num_classes=10, dropout=0.5):
+    """The Deep Neural Rejection MNIST network, as Thanthulage's report lists it.
+
+    conv3x3x32 x2, maxpool2, dropout, conv3x3x64 x2, maxpool2, dropout, dense200, dense200,
+    dense10; "same"-padded convolutions, ReLU after every convolution and hidden dense layer.
+    3,136 features after flattening; parameter counts 320, 9248, 18496, 36928, 627400, 40200,
+    2010. Trained with SGD lr 0.1, momentum 0.9, batch 128.
+    """
+    rng = np.random.default_rng(seed)
+    trunk = [Conv2D(input_shape[0], 32, 3, padding="same", rng=rng), ReLU(),
+             Conv2D(32, 32, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2), Dropout(dropout),
+             Conv2D(32, 64, 3, padding="same", rng=rng), ReLU(),
+             Conv2D(64, 64, 3, padding="same", rng=rng), ReLU(), MaxPool2D(2), Dropout(dropout)]
+    return Sequential(trunk + [
+        Flatten(), Dense(_flat_size(trunk, input_shape), 200, rng=rng), ReLU(),
+        Dense(200, 200, rng=rng), ReLU(), Dense(200, num_classes, rng=rng)],
+        input_shape=input_shape)
+
+
+def binary_cnn(seed=0, input_shape=(1, 28, 28), num_classes=2):
+    """Wang & Zhang's network for MNIST 6 vs 7: two logits, softmax cross-entropy.
+
+    The paper says only "a two-layer convolutional model with max-pooling". We use
+    conv5x5x32 (same), ReLU, maxpool2, conv5x5x64 (same), ReLU, maxpool2, dense128, ReLU,
+    dense2.
+    """
+    rng = np.random.default_rng(seed)
+    trunk = [Conv2D(input_shape[0], 32, 5, padding="same", rng=rng), ReLU(), MaxPool2D(2),
+             Conv2D(32, 64, 5, padding="same", rng=rng), ReLU(), MaxPool2D(2)]
+    return Sequential(trunk + [
+        Flatten(), Dense(_flat_size(trunk, input_shape), 128, rng=rng), ReLU(),
+        Dense(128, num_classes, rng=rng)], input_shape=input_shape)
+
+
+BUILDERS = {"lenet": lenet, "feinman_cnn": feinman_cnn, "mnist_cnn_harms": mnist_cnn_harms,
+            "cifar_cnn_harms": cifar_cnn_harms, "dnr_cnn": dnr_cnn, "binary_cnn": binary_cnn}
+
+
+def build(name, seed=0, **options):
+    """The network ``name`` (one of ``BUILDERS``) with initial weights fixed by ``seed``."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
+    return BUILDERS[name](seed=seed, **options)

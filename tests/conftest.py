@@ -1,0 +1,32 @@
+"""Shared fixtures: the backend every engine test runs on.
+
+``xp`` is parametrised over three array modules:
+- "numpy": the CPU;
+- "standin": ``standin_cupy.module`` installed as ``nnscratch.backend.cupy``, a CPU imitation
+  of CuPy that raises wherever code bypasses the input's array module (see that file);
+- "cupy": real CuPy on a GPU, marked ``gpu``, skipped where CuPy or a GPU is absent.
+"""
+
+import numpy as np
+import pytest
+
+from nnscratch import backend
+
+import standin_cupy
+
+
+@pytest.fixture(params=["numpy", "standin", pytest.param("cupy", marks=pytest.mark.gpu)])
+def xp(request, monkeypatch):
+    if request.param == "numpy":
+        return np
+    if request.param == "standin":
+        monkeypatch.setattr(backend, "cupy", standin_cupy.module)
+        return standin_cupy.module
+    if backend.cupy is None:
+        pytest.skip("CuPy with a GPU is not available")
+    return backend.cupy
+
+
+def device_of_module(xp):
+    """The device name ``model.to`` expects for arrays of module ``xp``."""
+    return "cpu" if xp is np else "gpu"
