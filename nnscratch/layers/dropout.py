@@ -9,7 +9,8 @@ class Dropout(Layer):
     Active when ``training=True`` or when an ``rng`` is passed (MC-dropout inference: the
     model passes one per stochastic pass); otherwise the identity. There is no mode flag to
     forget: a forward call without either is always deterministic. Scaling by 1/(1 - p) at
-    training time keeps E[y] = x, so inference needs no rescaling.
+    training time keeps E[y] = x, so inference needs no rescaling. With p = 0 it is always the
+    identity (and needs no rng).
     """
 
     def __init__(self, p=0.5, name=None):
@@ -22,7 +23,7 @@ class Dropout(Layer):
         return {"p": self.p}
 
     def forward(self, x, training=False, rng=None):
-        if not training and rng is None:
+        if self.p == 0 or (not training and rng is None):
             self._mask = None
             return x
         if rng is None:
