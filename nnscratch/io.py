@@ -39,13 +39,12 @@ def weights(model):
     return {name: to_numpy(value) for name, value, _ in model.parameters()}
 
 
-def save(model, path):
-    """Write ``model`` to ``path`` (a .npz file), atomically: a reader never sees half a file."""
+def atomic_savez(path, arrays):
+    """``np.savez(path, **arrays)`` through a temporary file and a rename, so that a reader (or
+    a run killed mid-write) never sees half a file: ``path`` holds the old content or the new."""
     path = Path(path)
-    arrays = weights(model)
-    arrays["architecture"] = np.array(json.dumps(architecture(model)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
             np.savez(f, **arrays)
@@ -54,6 +53,13 @@ def save(model, path):
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save(model, path):
+    """Write ``model`` to ``path`` (a .npz file), atomically."""
+    arrays = weights(model)
+    arrays["architecture"] = np.array(json.dumps(architecture(model)))
+    return atomic_savez(path, arrays)
 
 
 def build_from_architecture(spec):

@@ -2,6 +2,7 @@
 
 import math
 
+from nnscratch.backend import get_array_module
 from nnscratch.layers.base import Layer
 
 
@@ -15,9 +16,17 @@ class Flatten(Layer):
     def forward(self, x, training=False, rng=None):
         if x.ndim < 2:
             self.reject_input(x, "(N, ...)")
-        self._shape = x.shape
+        self._x = x
         # an explicit width (not -1): reshape(0, -1) is ambiguous for an empty batch
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, grad_y, param_grads=True):
-        return grad_y.reshape(self._shape)
+        grad_x = grad_y.reshape(self._x.shape)
+        if self._x.flags.c_contiguous:
+            return grad_x
+        # x came channels-last from a convolution: hand the gradient back in that layout too,
+        # so the layers below keep working on contiguous channels-last memory
+        xp = get_array_module(grad_y)
+        laid_out = xp.empty_like(self._x, dtype=grad_y.dtype)
+        laid_out[...] = grad_x
+        return laid_out

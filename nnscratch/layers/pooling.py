@@ -55,7 +55,7 @@ class MaxPool2D(_Pool2D):
     def backward(self, grad_y, param_grads=True):
         xp = get_array_module(grad_y)
         x, y = self._cache
-        grad_x = xp.zeros(x.shape, dtype=grad_y.dtype)
+        grad_x = xp.zeros_like(x, dtype=grad_y.dtype)   # keeps x's memory layout
         routed = None                               # windows whose maximum was already found
         for grid in self.offsets(x):
             is_max = x[grid] == y
@@ -81,12 +81,12 @@ class AvgPool2D(_Pool2D):
         for grid in grids:
             y += x[grid]
         y *= x.dtype.type(1.0 / self.kernel_size ** 2)
-        self._shape = x.shape
+        self._x = x
         return y
 
     def backward(self, grad_y, param_grads=True):
         xp = get_array_module(grad_y)
-        grad_x = xp.zeros(self._shape, dtype=grad_y.dtype)
+        grad_x = xp.zeros_like(self._x, dtype=grad_y.dtype)   # keeps x's memory layout
         share = grad_y * grad_y.dtype.type(1.0 / self.kernel_size ** 2)
         for grid in self.offsets(grad_x):
             grad_x[grid] += share

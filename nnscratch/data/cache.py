@@ -1,0 +1,137 @@
+"""The dataset cache: where fetched datasets live, how they are written, how they are checked.
+
+Each fetched dataset is one uncompressed ``NAME.npz`` in ``cache_dir()``::
+
+    x_train (N, C, H, W) uint8    y_train (N,) uint8
+    x_test  (M, C, H, W) uint8    y_test  (M,) uint8
+
+beside ``NAME.npz.sha256``, a sidecar in ``sha256sum`` format (so ``sha256sum -c`` works in the
+cache folder too). The sidecar is written only after the data passed its source's checks
+(official SHA-256 sums), so "verified" means: this file is byte for byte what was checked then.
+A dataset whose sidecar is missing or disagrees is never used: ``open_arrays`` raises.
+Every write goes to a temporary file in the same folder and is moved into place with
+``os.replace``, so a crash never leaves a half-written dataset under its real name.
+"""
+
+import contextlib
+import hashlib
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# The datasets that live in the cache (digits ships inside scikit-learn and never does).
+NAMES = ("mnist", "fashion-mnist", "cifar10")
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A dataset is not in the cache; the message names the command that fetches it."""
+
+
+class ChecksumError(ValueError):
+    """Data whose SHA-256 differs from the one it must have."""
+
+
+def cache_dir():
+    """$NNSCRATCH_DATA if set, else ~/.cache/nnscratch (created on first write, not here)."""
+    return Path(os.environ.get("NNSCRATCH_DATA") or Path.home() / ".cache" / "nnscratch")
+
+
+def dataset_path(name):
+    """Where dataset ``name`` is cached: cache_dir()/NAME.npz."""
+    return cache_dir() / f"{name}.npz"
+
+
+def _sidecar(path):
+    return path.with_name(path.name + ".sha256")
+
+
+def sha256_file(path):
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Open a binary file that becomes ``path`` only if the ``with`` block succeeds.
+
+    The temporary file is a hidden sibling of ``path``: on the same file system, so
+    ``os.replace`` is atomic. On any error it is removed and the error goes on. (Not
+    ``tempfile.mkstemp``: its files are private to the user whatever the umask says.)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def workspace():
+    """A temporary folder inside the cache for downloads and extraction, removed afterwards."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".fetch-") as tmp:
+        yield Path(tmp)
+
+
+def save(name, arrays):
+    """Write ``arrays`` (dict of uint8 arrays, layout above) as dataset ``name``; returns its path.
+
+    Call this only with data that passed its checks: the sidecar it writes is what marks the
+    file verified.
+    """
+    path = dataset_path(name)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)   # uncompressed: loads in a fraction of a second
+    with atomic_write(_sidecar(path)) as f:
+        f.write(f"{sha256_file(path)}  {path.name}\n".encode())
+    return path
+
+
+def is_verified(path):
+    """True when ``path`` has a sidecar and its SHA-256 matches it."""
+    sidecar = _sidecar(Path(path))
+    if not sidecar.exists():
+        return False
+    fields = sidecar.read_text().split()
+    return bool(fields) and fields[0] == sha256_file(path)
+
+
+def open_arrays(name, fetch_hint):
+    """The cached arrays of dataset ``name`` (the dict written by ``save``), checked first.
+
+    Raises DatasetNotFound when it is absent and ChecksumError when it fails its sidecar;
+    both messages end with ``fetch_hint``, the command that (re)fetches it.
+    """
+    path = dataset_path(name)
+    if not path.exists():
+        raise DatasetNotFound(f"{name} is not in the cache ({path}). Fetch it with:\n"
+                              f"    {fetch_hint}")
+    if not is_verified(path):
+        raise ChecksumError(f"{path} does not match its checksum file {_sidecar(path).name} "
+                            f"(changed, truncated, or never verified). Fetch it again with:\n"
+                            f"    {fetch_hint} --force")
+    with np.load(path, allow_pickle=False) as f:
+        return {key: f[key] for key in f.files}
+
+
+def cached():
+    """[(name, path, size_bytes, verified)] for each dataset present in the cache."""
+    listing = []
+    for name in NAMES:
+        path = dataset_path(name)
+        if path.exists():
+            listing.append((name, path, path.stat().st_size, is_verified(path)))
+    return listing

@@ -1,0 +1,186 @@
+"""The training loop: minibatch SGD over epochs, validation, early stopping, checkpoints.
+
+One epoch::
+
+    lr = schedule(base_lr, epoch)                       (if a schedule is given)
+    for each shuffled minibatch (x_b, y_b):
+        loss = model.compute_gradients(x_b, y_b, rng)   forward with dropout, backward
+        optimizer.step()
+    evaluate on the validation set; checkpoint; maybe stop early
+
+Randomness is derived from ``(seed, epoch)``: the shuffling order and the dropout masks of an
+epoch depend on nothing else. So the "RNG state" a checkpoint needs is the seed and the epoch
+reached, and a run resumed from the checkpoint of epoch e gives bitwise the same weights as one
+that never stopped (on the CPU; it also holds on one GPU with one CuPy version).
+
+A checkpoint, written atomically after every epoch to ``checkpoint_dir/checkpoint.npz``, holds
+the weights, the optimizer state, the best weights so far (for early stopping) and, as JSON,
+the epoch, the seed and the history.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nnscratch import io
+from nnscratch.backend import get_array_module, new_rng, to_device
+from nnscratch.losses import softmax_cross_entropy
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def epoch_seed(seed, epoch):
+    """An integer seed for one epoch's shuffling and dropout, a pure function of (seed, epoch)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def evaluate(model, x, y):
+    """Mean cross-entropy and accuracy of ``model`` on (x, y), in eval mode and in batches."""
+    device = model_device(model)
+    losses, correct = 0.0, 0
+    for s in model.batches(len(x)):
+        xb, yb = to_device(x[s], device), to_device(y[s], device)
+        z = model.logits(xb)
+        losses += float(softmax_cross_entropy(z, yb)[0].sum())
+        correct += int((z.argmax(axis=1) == yb).sum())
+    n = max(len(x), 1)
+    return losses / n, correct / n
+
+
+def array_module_of(model):
+    """numpy or cupy: where the model's parameters live."""
+    params = model.parameters()
+    return get_array_module(params[0][1]) if params else np
+
+
+def model_device(model):
+    return "cpu" if array_module_of(model) is np else "gpu"
+
+
+def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
+        early_stopping=None, schedule=None, seed=0, checkpoint_dir=None, resume=False,
+        progress=None):
+    """Train ``model`` in place; returns the history, a dict of per-epoch lists.
+
+    train_data, validation: (x, y) NumPy arrays, x (N, C, H, W) float32 in [0, 1], y int.
+    Batches move to the model's device one at a time.
+    early_stopping: a patience, in epochs, on validation accuracy (needs ``validation``); when
+        it stops the run, the model gets back the weights of its best epoch.
+    schedule: ``schedule(base_lr, epoch) -> lr``, e.g. ``nnscratch.optim.StepLR``.
+    checkpoint_dir: where to write a checkpoint after every epoch; with ``resume=True`` the run
+        continues after the last completed epoch found there.
+    progress: a progress bar per epoch; default: only when stderr is a terminal.
+
+    History keys: epoch, lr, loss, accuracy, val_loss, val_accuracy (None without
+    validation), seconds.
+    """
+    x, y = train_data
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"train_data needs as many labels as images, and at least one; got "
+                         f"{len(x)} images and {len(y)} labels")
+    if early_stopping is not None and validation is None:
+        raise ValueError("early_stopping needs validation data")
+    model.check_images(x[:1])
+    progress = sys.stderr.isatty() if progress is None else progress
+    device = model_device(model)
+    base_lr = optimizer.lr
+    history = {key: [] for key in
+               ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
+    best = {"accuracy": -1.0, "epoch": -1, "weights": None}
+    start = 0
+    checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if resume:
+        if checkpoint is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
+        if checkpoint.exists():
+            start, history, best = load_checkpoint(checkpoint, model, optimizer, seed)
+    for epoch in range(start, epochs):
+        if best["epoch"] >= 0 and early_stopping is not None \
+                and epoch - best["epoch"] > early_stopping:
+            break                                   # a resumed run that had already stopped
+        began = time.perf_counter()
+        if schedule is not None:
+            optimizer.lr = schedule(base_lr, epoch)
+        rng_seed = epoch_seed(seed, epoch)
+        order = np.random.default_rng(rng_seed).permutation(len(x))
+        dropout_rng = new_rng(rng_seed, array_module_of(model))
+        total_loss, correct = 0.0, 0
+        batches = range(0, len(x), batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+                   leave=False, unit="batch")
+        for i in bar:
+            index = order[i:i + batch_size]
+            xb, yb = to_device(x[index], device), to_device(y[index], device)
+            loss, logits = model.compute_gradients(xb, yb, dropout_rng)
+            optimizer.step()
+            total_loss += loss * len(index)
+            correct += int((logits.argmax(axis=1) == yb).sum())
+            bar.set_postfix(loss=f"{loss:.4f}")
+        val_loss, val_accuracy = evaluate(model, *validation) if validation else (None, None)
+        for key, value in (("epoch", epoch + 1), ("lr", optimizer.lr),
+                           ("loss", total_loss / len(x)), ("accuracy", correct / len(x)),
+                           ("val_loss", val_loss), ("val_accuracy", val_accuracy),
+                           ("seconds", time.perf_counter() - began)):
+            history[key].append(value)
+        if progress:
+            tqdm.write(_epoch_line(history))
+        if val_accuracy is not None and val_accuracy > best["accuracy"]:
+            best = {"accuracy": val_accuracy, "epoch": epoch, "weights": io.weights(model)}
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, seed, epoch, history, best)
+        if early_stopping is not None and epoch - best["epoch"] >= early_stopping:
+            break
+    if early_stopping is not None and best["weights"] is not None:
+        io.set_weights(model, best["weights"])
+    return history
+
+
+def _epoch_line(history):
+    line = (f"epoch {history['epoch'][-1]}: loss {history['loss'][-1]:.4f}, "
+            f"accuracy {history['accuracy'][-1]:.4f}")
+    if history["val_accuracy"][-1] is not None:
+        line += (f", val_loss {history['val_loss'][-1]:.4f}, "
+                 f"val_accuracy {history['val_accuracy'][-1]:.4f}")
+    return line + f" ({history['seconds'][-1]:.1f} s)"
+
+
+def save_checkpoint(path, model, optimizer, seed, epoch, history, best):
+    """Everything needed to continue after ``epoch``, in one .npz written atomically."""
+    state = optimizer.state_dict()
+    arrays = {f"model/{k}": v for k, v in io.weights(model).items()}
+    arrays.update({f"optimizer/{k}": v for k, v in state["arrays"].items()})
+    if best["weights"] is not None:
+        arrays.update({f"best/{k}": v for k, v in best["weights"].items()})
+    meta = {"epoch": epoch, "seed": seed, "history": history,
+            "optimizer": {"type": type(optimizer).__name__, "lr": state["lr"],
+                          "steps": state["steps"]},
+            "best": {"accuracy": best["accuracy"], "epoch": best["epoch"]},
+            "architecture": io.architecture(model)}
+    arrays["meta"] = np.array(json.dumps(meta))
+    io.atomic_savez(path, arrays)
+
+
+def load_checkpoint(path, model, optimizer, seed):
+    """Restore model and optimizer from ``path``; returns (next epoch, history, best)."""
+    with np.load(path, allow_pickle=False) as archive:
+        meta = json.loads(str(archive["meta"]))
+        groups = {"model": {}, "optimizer": {}, "best": {}}
+        for key in archive.files:
+            if key != "meta":
+                group, name = key.split("/", 1)
+                groups[group][name] = archive[key]
+    if meta["seed"] != seed:
+        raise ValueError(f"{path} was written with seed {meta['seed']}, not {seed}: resuming "
+                         "with another seed would not continue the same run")
+    if meta["optimizer"]["type"] != type(optimizer).__name__:
+        raise ValueError(f"{path} holds {meta['optimizer']['type']} state, not "
+                         f"{type(optimizer).__name__}")
+    io.set_weights(model, groups["model"])
+    optimizer.load_state_dict({"lr": meta["optimizer"]["lr"], "steps": meta["optimizer"]["steps"],
+                               "arrays": groups["optimizer"]})
+    best = dict(meta["best"], weights=groups["best"] or None)
+    return meta["epoch"] + 1, meta["history"], best
