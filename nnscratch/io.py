@@ -35,8 +35,9 @@ def architecture(model):
 
 
 def weights(model):
-    """{"layer.param": NumPy array} for every parameter of ``model``."""
-    return {name: to_numpy(value) for name, value, _ in model.parameters()}
+    """{"layer.param": NumPy array} for every parameter of ``model``: a copy, which later
+    training steps (they update the parameters in place) leave alone."""
+    return {name: to_numpy(value).copy() for name, value, _ in model.parameters()}
 
 
 def atomic_savez(path, arrays):
