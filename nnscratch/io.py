@@ -49,6 +49,9 @@ def atomic_savez(path, arrays):
     try:
         with os.fdopen(handle, "wb") as f:
             np.savez(f, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; give the file ordinary rights
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -68,12 +71,13 @@ def build_from_architecture(spec):
     if spec.get("format") != FORMAT or spec.get("version") != VERSION:
         raise ValueError(f"not an nnscratch model file (format {spec.get('format')!r}, "
                          f"version {spec.get('version')!r})")
+    known = [name for name in layer_types.__all__ if name != "Layer"]   # not the base class
     built = []
     for entry in spec["layers"]:
-        cls = getattr(layer_types, entry["type"], None)
-        if entry["type"] not in layer_types.__all__ or cls is None:
+        if entry["type"] not in known:
             raise ValueError(f"unknown layer type {entry['type']!r} (layer {entry['name']!r}); "
-                             f"known: {layer_types.__all__}")
+                             f"known: {known}")
+        cls = getattr(layer_types, entry["type"])
         built.append(cls(**entry["config"], name=entry["name"]))
     return Sequential(built, input_shape=spec["input_shape"])
 

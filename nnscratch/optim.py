@@ -38,19 +38,22 @@ class Optimizer:
 
     def step(self):
         """Update every parameter from its gradient (in place)."""
-        self.steps += 1
-        for name, param, grad in self.model.parameters():
+        parameters = self.model.parameters()
+        for name, _, grad in parameters:      # check them all first: fail without a half-step
             if grad is None:
                 raise RuntimeError(f"parameter {name} has no gradient: call "
                                    "model.compute_gradients(...) before optimizer.step()")
+        self.steps += 1
+        for name, param, grad in parameters:
             self.update(name, param, grad)
 
     def update(self, name, param, grad):
         raise NotImplementedError
 
     def state_dict(self):
-        """Plain NumPy arrays and numbers, ready for ``numpy.savez`` (checkpoints)."""
-        arrays = {f"{name}/{slot}": to_numpy(value)
+        """Plain NumPy arrays (copies: later steps leave them alone) and numbers, ready for
+        ``numpy.savez`` (checkpoints)."""
+        arrays = {f"{name}/{slot}": to_numpy(value).copy()
                   for name, slots in self.state.items() for slot, value in slots.items()}
         return {"lr": self.lr, "steps": self.steps, "arrays": arrays}
 
@@ -61,7 +64,7 @@ class Optimizer:
         self.state = {}
         for key, value in state["arrays"].items():
             name, slot = key.rsplit("/", 1)
-            self.state.setdefault(name, {})[slot] = to_device(value, device)
+            self.state.setdefault(name, {})[slot] = to_device(value, device).copy()
 
 
 class SGD(Optimizer):

@@ -63,7 +63,7 @@ class Layer:
 
 def uniform_init(rng, shape, fan_in):
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) in float32: PyTorch's default for Linear and Conv2d
-    (kaiming_uniform with a=sqrt(5) for weights, the same bound for biases)."""
-    rng = np.random.default_rng(rng)
+    (kaiming_uniform with a=sqrt(5) for weights, the same bound for biases).
+    rng: a numpy Generator (draws advance it)."""
     bound = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-bound, bound, size=shape).astype(np.float32)

@@ -1,5 +1,7 @@
 """2-D convolution (cross-correlation, as in every deep-learning framework)."""
 
+import numpy as np
+
 from nnscratch.backend import get_array_module
 from nnscratch.layers.base import Layer, uniform_init
 from nnscratch.ops import im2col, pad_hw, unpad_hw, window_slice
@@ -55,6 +57,7 @@ class Conv2D(Layer):
         self.pads = spatial_padding(padding, *self.kernel_size, stride)
         kh, kw = self.kernel_size
         fan_in = in_channels * kh * kw
+        rng = np.random.default_rng(rng)   # a seed, a Generator, or None (fresh entropy)
         self.params = {"W": uniform_init(rng, (out_channels, in_channels, kh, kw), fan_in),
                        "b": uniform_init(rng, (out_channels,), fan_in)}
 

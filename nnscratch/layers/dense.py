@@ -1,5 +1,7 @@
 """Fully connected (affine) layer."""
 
+import numpy as np
+
 from nnscratch.layers.base import Layer, uniform_init
 
 
@@ -13,6 +15,7 @@ class Dense(Layer):
     def __init__(self, in_features, out_features, rng=None, name=None):
         super().__init__(name)
         self.in_features, self.out_features = in_features, out_features
+        rng = np.random.default_rng(rng)   # a seed, a Generator, or None (fresh entropy)
         self.params = {"W": uniform_init(rng, (in_features, out_features), in_features),
                        "b": uniform_init(rng, (out_features,), in_features)}
 
