@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 import nnscratch
-from nnscratch import backend, data, io, metrics, plots, zoo
-from nnscratch.optim import SGD, Adam
+from nnscratch import backend, data, demo, io, metrics, plots, zoo
+from nnscratch.optim import make_optimizer
 from nnscratch.training import fit
 
 
@@ -34,14 +34,6 @@ def info():
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
         lines.append(f"GPU backend: cupy {cupy.__version__}, device 0: {name}")
     return "\n".join(lines)
-
-
-def make_optimizer(model, name, lr, momentum=0.0, weight_decay=0.0):
-    if name == "sgd":
-        return SGD(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return Adam(model, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
 
 
 def train(args):
@@ -172,6 +164,14 @@ def build_parser():
     train_parser.add_argument("--gpu", action="store_true", help="train on the GPU (CuPy)")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    demo_parser = commands.add_parser(
+        "demo", help="train a small CNN on data that is always there, report the results")
+    demo_parser.add_argument("--dataset", default="digits", choices=sorted(demo.SETTINGS),
+                             help="digits (embedded, default) or mnist (once fetched)")
+    demo_parser.add_argument("--out", default="nnscratch-demo", help="the report folder")
+    demo_parser.add_argument("--epochs", type=int)
+    demo_parser.add_argument("--seed", type=int, default=0)
+
     evaluate_parser = commands.add_parser("evaluate", help="metrics of a trained run")
     evaluate_parser.add_argument("run", help="the --out folder of `nnscratch train`")
     evaluate_parser.add_argument("--split", default="test", choices=data.SPLITS)
@@ -191,6 +191,8 @@ def main(argv=None):
             train(args)
         elif args.command == "evaluate":
             evaluate(args)
+        elif args.command == "demo":
+            demo.run(args.dataset, args.out, args.epochs, args.seed)
         else:
             parser.print_help()
     except (data.DatasetNotFound, data.ChecksumError, ValueError) as error:

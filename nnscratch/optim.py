@@ -120,6 +120,15 @@ class Adam(Optimizer):
         param -= dtype(self.lr / bias1) * m / denominator
 
 
+def make_optimizer(model, name, lr, momentum=0.0, weight_decay=0.0):
+    """The optimizer called ``name`` ("sgd" or "adam"), as the training recipes name them."""
+    if name == "sgd":
+        return SGD(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return Adam(model, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
+
+
 class StepLR:
     """lr(epoch) = base_lr * gamma ** (epoch // step_size), epoch counted from 0."""
 
