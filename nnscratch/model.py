@@ -59,13 +59,15 @@ class Sequential:
                 break
         return x
 
-    def backward(self, grad, param_grads=True, start=None):
+    def backward(self, grad, param_grads=True, start=None, input_grad=True):
         """Back-propagate ``grad`` from the output of layer ``start`` (default: the last one)
-        down to the input, through the caches of the latest ``forward``; returns grad_x."""
+        down to the input, through the caches of the latest ``forward``; returns grad_x, or
+        None with ``input_grad=False`` (training: the first layer may skip that work)."""
         stop = len(self.layers) if start is None else self.index(start) + 1
-        for layer in reversed(self.layers[:stop]):
-            grad = layer.backward(grad, param_grads=param_grads)
-        return grad
+        for i in reversed(range(stop)):
+            grad = self.layers[i].backward(grad, param_grads=param_grads,
+                                           input_grad=input_grad or i > 0)
+        return grad if input_grad else None
 
     def index(self, name):
         for i, layer in enumerate(self.layers):
@@ -241,7 +243,7 @@ class Sequential:
         z = self.forward(x, training=True, rng=rng)
         losses, grad_z = softmax_cross_entropy(z, y)
         n = max(len(x), 1)
-        self.backward(grad_z * grad_z.dtype.type(1 / n), param_grads=True)
+        self.backward(grad_z * grad_z.dtype.type(1 / n), param_grads=True, input_grad=False)
         return float(losses.sum()) / n, z
 
     def parameters(self):

@@ -8,6 +8,7 @@ import reference
 from conftest import device_of_module
 from nnscratch.backend import to_numpy
 from nnscratch.gradcheck import assert_gradients_close, check_layer
+from nnscratch.layers import conv
 from nnscratch.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GaussianBlur,
                               LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh)
 
@@ -83,8 +84,12 @@ CONV_CASES = [(1, 2, (3, 3), 1, 0, (3, 1, 7, 9)), (3, 4, (3, 2), 2, 1, (3, 3, 9,
               (3, 2, (2, 3), 2, "valid", (3, 3, 8, 9))]
 
 
+@pytest.mark.parametrize("group_bytes", [conv.GROUP_BYTES, 1], ids=["one_group", "per_image"])
 @pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, shape", CONV_CASES)
-def test_conv_matches_naive_loops(xp, c_in, c_out, kernel, stride, padding, shape):
+def test_conv_matches_naive_loops(xp, monkeypatch, group_bytes, c_in, c_out, kernel, stride,
+                                  padding, shape):
+    """Also with the batch split into groups of one image (``Conv2D.image_groups``)."""
+    monkeypatch.setattr(conv, "GROUP_BYTES", group_bytes)
     layer = build(lambda: Conv2D(c_in, c_out, kernel, stride, padding, rng=0), xp)
     x = normal(shape, 1)
     y = layer.forward(xp.asarray(x))

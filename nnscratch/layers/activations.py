@@ -12,7 +12,7 @@ class ReLU(Layer):
         self._x = x
         return xp.maximum(x, 0)
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         return grad_y * (self._x > 0)
 
 
@@ -31,7 +31,7 @@ class LeakyReLU(Layer):
         self._x = x
         return xp.where(x > 0, x, x * x.dtype.type(self.alpha))
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         xp = get_array_module(grad_y)
         return xp.where(self._x > 0, grad_y, grad_y * grad_y.dtype.type(self.alpha))
 
@@ -44,7 +44,7 @@ class Tanh(Layer):
         self._y = xp.tanh(x)
         return self._y
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         return grad_y * (1 - self._y * self._y)
 
 
@@ -58,5 +58,5 @@ class Sigmoid(Layer):
         self._y = half * (1 + xp.tanh(half * x))
         return self._y
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         return grad_y * (self._y * (1 - self._y))

@@ -3,12 +3,14 @@
 ::
 
     y = layer.forward(x, training=False, rng=None)   # caches what backward needs
-    grad_x = layer.backward(grad_y, param_grads=True)
+    grad_x = layer.backward(grad_y, param_grads=True, input_grad=True)
 
 ``backward`` always refers to the latest ``forward``. With ``param_grads=True`` it fills
 ``layer.grads`` (same keys and shapes as ``layer.params``); with ``False`` it leaves them alone,
 which is what attacks and detectors use: they need ``grad_x`` only and must not disturb
-training. Neither call modifies its argument in place.
+training. ``input_grad=False`` tells a layer that nobody needs ``grad_x`` (the first layer of
+a network in training): a layer with parameters may then skip that work and return None.
+Neither call modifies its argument in place.
 """
 
 import numpy as np
@@ -27,7 +29,7 @@ class Layer:
     def forward(self, x, training=False, rng=None):
         raise NotImplementedError
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         raise NotImplementedError
 
     def config(self):

@@ -58,7 +58,7 @@ class GaussianBlur(Layer):
             self.reject_input(x, "(N, C, H, W)")
         return self.blur(x)
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         return self.blur(grad_y)   # the blur matrix is symmetric (see the class docstring)
 
 

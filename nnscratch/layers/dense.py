@@ -30,8 +30,10 @@ class Dense(Layer):
         y += self.params["b"]
         return y
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         if param_grads:
             self.grads["W"] = self._x.T @ grad_y          # (F_in, F_out)
             self.grads["b"] = grad_y.sum(axis=0)          # (F_out,)
+        if not input_grad:
+            return None
         return grad_y @ self.params["W"].T                # (N, F_in)

@@ -33,5 +33,5 @@ class Dropout(Layer):
         self._mask = keep * x.dtype.type(1 / (1 - self.p))
         return x * self._mask
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         return grad_y if self._mask is None else grad_y * self._mask

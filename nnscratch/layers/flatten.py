@@ -20,7 +20,7 @@ class Flatten(Layer):
         # an explicit width (not -1): reshape(0, -1) is ambiguous for an empty batch
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         grad_x = grad_y.reshape(self._x.shape)
         if self._x.flags.c_contiguous:
             return grad_x

@@ -46,16 +46,17 @@ class MaxPool2D(_Pool2D):
         self.check_input(x)
         xp = get_array_module(x)
         grids = self.offsets(x)
-        y = x[next(grids)].copy()
+        y = x[next(grids)].copy(order="K")    # keep x's memory layout (channels-last after a conv)
         for grid in grids:
             xp.maximum(y, x[grid], out=y)
         self._cache = (x, y)
         return y
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         xp = get_array_module(grad_y)
         x, y = self._cache
         grad_x = xp.zeros_like(x, dtype=grad_y.dtype)   # keeps x's memory layout
+        disjoint = self.stride >= self.kernel_size      # no input in two windows
         routed = None                               # windows whose maximum was already found
         for grid in self.offsets(x):
             is_max = x[grid] == y
@@ -64,7 +65,10 @@ class MaxPool2D(_Pool2D):
             else:
                 is_max &= ~routed
                 routed |= is_max
-            grad_x[grid] += grad_y * is_max
+            if disjoint:                            # write each sub-grid once, no read-add
+                xp.multiply(grad_y, is_max, out=grad_x[grid])
+            else:
+                grad_x[grid] += grad_y * is_max
         return grad_x
 
 
@@ -84,7 +88,7 @@ class AvgPool2D(_Pool2D):
         self._x = x
         return y
 
-    def backward(self, grad_y, param_grads=True):
+    def backward(self, grad_y, param_grads=True, input_grad=True):
         xp = get_array_module(grad_y)
         grad_x = xp.zeros_like(self._x, dtype=grad_y.dtype)   # keeps x's memory layout
         share = grad_y * grad_y.dtype.type(1.0 / self.kernel_size ** 2)
