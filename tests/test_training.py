@@ -56,7 +56,7 @@ TRAIN = """
 
 
 def test_resume_after_sigkill_gives_bitwise_the_same_weights(tmp_path):
-    epochs = 6
+    epochs = 12
     straight = run_script(TRAIN, str(tmp_path / "straight"), str(epochs))
     assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()
 
@@ -66,7 +66,7 @@ def test_resume_after_sigkill_gives_bitwise_the_same_weights(tmp_path):
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.01)
-    time.sleep(0.15)                                    # into the next epoch
+    time.sleep(0.05)                                    # into the next epoch
     assert victim.poll() is None, "the run finished before it could be interrupted"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
