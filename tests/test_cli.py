@@ -61,3 +61,19 @@ def test_demo_writes_a_report(tmp_path, capsys):
         assert (out / name).exists(), name
     assert "test accuracy" in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".demo")]   # no staging left
+
+
+def test_cifar_network_trains_end_to_end_on_a_cifar_format_archive(tmp_path, monkeypatch):
+    """CIFAR-10 cannot be downloaded here: a small archive in the real format stands in."""
+    from nnscratch.data import cache, cifar
+    from test_data import write_cifar_archive
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    write_cifar_archive(archive, per_batch=30)
+    monkeypatch.setattr(cifar, "ARCHIVE_SHA256", cache.sha256_file(archive))
+    assert cli.main(["data", "fetch", "cifar10", "--source", str(archive)]) == 0
+    out = tmp_path / "cifar_run"
+    assert cli.main(["train", "--model", "cifar_cnn_harms", "--dataset", "cifar10",
+                     "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and all(loss > 0 for loss in history["loss"])
+    assert cli.main(["evaluate", str(out)]) == 0

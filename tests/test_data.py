@@ -505,7 +505,7 @@ def test_digits_are_8x8_values_over_16_in_a_fixed_stratified_split():
 
 
 def test_validation_is_a_fixed_balanced_hold_out_of_train(tmp_path, monkeypatch, cache_root):
-    fetch_fake_mnist(tmp_path, monkeypatch)
+    fetch_fake_mnist(tmp_path, monkeypatch, files=fake_mnist(n_train=200))
     monkeypatch.setitem(data.VALIDATION_SIZE, "mnist", 20)
     train = set(image_keys(data.load("mnist")[0] * 255))
     x_val, y_val = data.load("mnist", split="validation")
@@ -514,6 +514,8 @@ def test_validation_is_a_fixed_balanced_hold_out_of_train(tmp_path, monkeypatch,
     assert len(val) == 20 and np.all(np.bincount(y_val) == 2)
     assert val <= train and not val & rest and val | rest == train
     np.testing.assert_array_equal(data.load("mnist", "validation", seed=5)[0], x_val)
+    monkeypatch.setitem(data.VALIDATION_SIZE, "mnist", 50)     # capped at a tenth of train
+    assert len(data.load("mnist", split="validation")[1]) == 20
 
 
 def test_classes_are_relabelled_in_the_given_order_and_limit_is_balanced(tmp_path,

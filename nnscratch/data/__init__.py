@@ -44,7 +44,7 @@ def load(name, split="train", classes=None, limit=None, seed=0):
         "train"       the whole standard training set (MNIST 60,000, CIFAR-10 50,000,
                       digits 1,438 of the fixed split in ``digits.py``);
         "validation"  ``VALIDATION_SIZE[name]`` images held out of "train" (5,000; 200 for
-                      digits), balanced over the classes, fixed by ``VALIDATION_SEED``. They
+                      digits; a tenth of "train" if that is fewer), balanced over the classes, fixed by ``VALIDATION_SEED``. They
                       are also part of "train": use it to check a model trained on
                       "train-rest", or to tune something that is not the model itself;
         "train-rest"  "train" less the validation images (disjoint from "validation");
@@ -81,7 +81,8 @@ def _split(name, arrays, split):
     x, y = arrays["x_train"], arrays["y_train"]
     if split == "train":
         return x, y
-    held_out = balanced_indices(y, VALIDATION_SIZE[name], VALIDATION_SEED)
+    # a tenth of the training set at most, so that a small archive keeps images to train on
+    held_out = balanced_indices(y, min(VALIDATION_SIZE[name], len(y) // 10), VALIDATION_SEED)
     if split == "validation":
         return x[held_out], y[held_out]
     if split == "train-rest":
