@@ -73,7 +73,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     schedule: ``schedule(base_lr, epoch) -> lr``, e.g. ``nnscratch.optim.StepLR``.
     checkpoint_dir: where to write a checkpoint after every epoch; with ``resume=True`` the run
         continues after the last completed epoch found there.
-    progress: a progress bar per epoch; default: only when stderr is a terminal.
+    progress: a progress bar per epoch and a line after each; default: the bar only when
+        stderr is a terminal, the lines always; False: silent.
 
     History keys: epoch, lr, loss, accuracy, val_loss, val_accuracy (None without
     validation), seconds.
@@ -85,7 +86,7 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     if early_stopping is not None and validation is None:
         raise ValueError("early_stopping needs validation data")
     model.check_images(x[:1])
-    progress = sys.stderr.isatty() if progress is None else progress
+    show_bar = sys.stderr.isatty() if progress is None else progress
     device = model_device(model)
     base_lr = optimizer.lr
     history = {key: [] for key in
@@ -110,7 +111,7 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         dropout_rng = new_rng(rng_seed, array_module_of(model))
         total_loss, correct = 0.0, 0
         batches = range(0, len(x), batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_bar,
                    leave=False, unit="batch")
         for i in bar:
             index = order[i:i + batch_size]
@@ -126,8 +127,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
                            ("val_loss", val_loss), ("val_accuracy", val_accuracy),
                            ("seconds", time.perf_counter() - began)):
             history[key].append(value)
-        if progress:
-            tqdm.write(_epoch_line(history))
+        if progress is not False:
+            tqdm.write(_epoch_line(history), file=sys.stderr)
         if val_accuracy is not None and val_accuracy > best["accuracy"]:
             best = {"accuracy": val_accuracy, "epoch": epoch, "weights": io.weights(model)}
         if checkpoint is not None:
