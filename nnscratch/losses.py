@@ -12,7 +12,10 @@ def softmax_cross_entropy(logits, labels):
     logits: (N, K) float; labels: (N,) int in [0, K). Returns (losses (N,), grad (N, K)).
     """
     xp = get_array_module(logits)
-    n = logits.shape[0]
+    n, k = logits.shape
+    if n and not (0 <= int(labels.min()) and int(labels.max()) < k):
+        raise ValueError(f"labels must be in [0, {k}), got values from {int(labels.min())} "
+                         f"to {int(labels.max())}")
     rows = xp.arange(n)
     log_p = log_softmax(logits)
     losses = -log_p[rows, labels]

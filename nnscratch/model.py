@@ -102,9 +102,9 @@ class Sequential:
             raise ValueError(f"{name} must be integers of shape ({n},), got {y.dtype} "
                              f"{tuple(y.shape)}")
 
-    def batches(self, n, batch_size=None):
-        """Slices that cover range(n) in batches (one empty slice when n == 0)."""
-        size = batch_size or self.batch_size
+    def batches(self, n):
+        """Slices that cover range(n) in batches of ``batch_size`` (one empty slice if n == 0)."""
+        size = self.batch_size
         return [slice(i, i + size) for i in range(0, n, size)] or [slice(0, 0)]
 
     def _batched(self, x, compute):

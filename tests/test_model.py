@@ -198,6 +198,9 @@ def test_bad_labels_are_refused():
         model.loss_gradient(x, np.zeros(2, dtype=np.int64))
     with pytest.raises(ValueError, match="labels must be integers"):
         model.loss_gradient(x, np.zeros(3))
+    for wrong in ([0, 1, 4], [-1, 0, 1]):              # 4 classes: 4 and -1 are out of range
+        with pytest.raises(ValueError, match=r"labels must be in \[0, 4\)"):
+            model.loss_gradient(x, np.array(wrong))
 
 
 def test_construction_checks_the_stack():
