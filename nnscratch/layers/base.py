@@ -63,9 +63,12 @@ class Layer:
                          f"got {tuple(x.shape)}")
 
 
-def uniform_init(rng, shape, fan_in):
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) in float32: PyTorch's default for Linear and Conv2d
-    (kaiming_uniform with a=sqrt(5) for weights, the same bound for biases).
-    rng: a numpy Generator (draws advance it)."""
-    bound = 1.0 / np.sqrt(fan_in)
+def glorot_uniform(rng, shape, fan_in, fan_out):
+    """W ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)), in float32 (Glorot & Bengio, 2010).
+
+    The default of Keras (``glorot_uniform``) and, up to the fan it averages, of Caffe's
+    "xavier" filler: the frameworks the five studies trained their networks with. Biases start
+    at zero, as there. rng: a numpy Generator (draws advance it).
+    """
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-bound, bound, size=shape).astype(np.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer, uniform_init
+from nnscratch.layers.base import Layer, glorot_uniform
 from nnscratch.ops import col2im, im2col, pad_hw, unpad_hw
 
 GROUP_BYTES = 4 * 2 ** 20
@@ -62,10 +62,10 @@ class Conv2D(Layer):
         self.padding = padding
         self.pads = spatial_padding(padding, *self.kernel_size, stride)
         kh, kw = self.kernel_size
-        fan_in = in_channels * kh * kw
         rng = np.random.default_rng(rng)   # a seed, a Generator, or None (fresh entropy)
-        self.params = {"W": uniform_init(rng, (out_channels, in_channels, kh, kw), fan_in),
-                       "b": uniform_init(rng, (out_channels,), fan_in)}
+        self.params = {"W": glorot_uniform(rng, (out_channels, in_channels, kh, kw),
+                                           in_channels * kh * kw, out_channels * kh * kw),
+                       "b": np.zeros(out_channels, dtype=np.float32)}
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,

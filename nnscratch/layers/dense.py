@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch.layers.base import Layer, uniform_init
+from nnscratch.layers.base import Layer, glorot_uniform
 
 
 class Dense(Layer):
@@ -16,8 +16,9 @@ class Dense(Layer):
         super().__init__(name)
         self.in_features, self.out_features = in_features, out_features
         rng = np.random.default_rng(rng)   # a seed, a Generator, or None (fresh entropy)
-        self.params = {"W": uniform_init(rng, (in_features, out_features), in_features),
-                       "b": uniform_init(rng, (out_features,), in_features)}
+        self.params = {"W": glorot_uniform(rng, (in_features, out_features), in_features,
+                                           out_features),
+                       "b": np.zeros(out_features, dtype=np.float32)}
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features}
