@@ -11,7 +11,7 @@ import numpy as np
 
 import nnscratch
 from nnscratch import backend, data, demo, io, metrics, plots, zoo
-from nnscratch.optim import make_optimizer
+from nnscratch.optim import make_optimizer, make_schedule
 from nnscratch.training import fit
 
 
@@ -54,6 +54,7 @@ def train(args):
               else recipe.get("weight_decay", 0.0),
               "batch_size": args.batch_size or recipe["batch_size"],
               "epochs": args.epochs or recipe["epochs"],
+              "schedule": recipe.get("schedule"),
               "early_stopping": args.early_stopping}
     if args.resume and (out / "config.json").exists():
         saved = json.loads((out / "config.json").read_text())
@@ -77,6 +78,7 @@ def train(args):
     began = time.perf_counter()
     history = fit(model, optimizer, (x, y), epochs=config["epochs"],
                   batch_size=config["batch_size"], validation=validation,
+                  schedule=make_schedule(config["schedule"], config["epochs"]),
                   early_stopping=config["early_stopping"], seed=args.seed,
                   checkpoint_dir=out, resume=args.resume,
                   progress=None if not args.quiet else False)

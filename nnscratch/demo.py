@@ -24,7 +24,7 @@ import numpy as np
 
 import nnscratch
 from nnscratch import data, io, metrics, plots, zoo
-from nnscratch.optim import make_optimizer
+from nnscratch.optim import make_optimizer, make_schedule
 from nnscratch.training import fit
 
 SETTINGS = {"digits": {"model": "small_cnn", "epochs": 15},
@@ -50,7 +50,8 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
     print(f"demo: training {name} on {dataset} ({len(x)} images, {epochs} epochs)")
     began = time.perf_counter()
     history = fit(model, optimizer, (x, y), epochs=epochs, batch_size=recipe["batch_size"],
-                  validation=validation, seed=seed, progress=progress)
+                  validation=validation, schedule=make_schedule(recipe.get("schedule"), epochs),
+                  seed=seed, progress=progress)
     seconds = time.perf_counter() - began
     test = metrics.classification_report(y_test, model.predict(x_test), 10)
     report = {"dataset": dataset, "model": name, "seed": seed, "epochs": epochs,

@@ -129,6 +129,15 @@ def make_optimizer(model, name, lr, momentum=0.0, weight_decay=0.0):
     raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
 
 
+def make_schedule(name, epochs):
+    """The learning-rate schedule a recipe names: None (constant) or "cosine" over ``epochs``."""
+    if name is None:
+        return None
+    if name == "cosine":
+        return CosineLR(epochs)
+    raise ValueError(f"unknown schedule {name!r}; choose cosine or none")
+
+
 class StepLR:
     """lr(epoch) = base_lr * gamma ** (epoch // step_size), epoch counted from 0."""
 

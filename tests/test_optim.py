@@ -364,3 +364,13 @@ def test_state_dict_is_a_snapshot(kind):
     train(model, optimizer, range(2, 4))
     for key, value in saved.items():
         np.testing.assert_array_equal(state["arrays"][key], value, err_msg=key)
+
+
+def test_make_schedule_names_the_recipes_schedules():
+    from nnscratch.optim import CosineLR, make_schedule
+    assert make_schedule(None, 10) is None
+    cosine = make_schedule("cosine", 10)
+    assert isinstance(cosine, CosineLR) and cosine(0.1, 0) == pytest.approx(0.1)
+    assert cosine(0.1, 5) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="unknown schedule 'inv'"):
+        make_schedule("inv", 10)
