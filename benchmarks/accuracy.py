@@ -22,8 +22,7 @@ import numpy as np
 
 import nnscratch
 from nnscratch import data, io, metrics, zoo
-from nnscratch.optim import make_optimizer, make_schedule
-from nnscratch.training import fit
+from nnscratch.training import fit_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,12 +44,9 @@ def train_and_test(name, runs, epochs, seed):
     validation = data.load("mnist", "validation", classes=classes)
     x_test, y_test = data.load("mnist", "test", classes=classes)
     model = zoo.build(name, seed=seed)
-    optimizer = make_optimizer(model, recipe["optimizer"], recipe["lr"],
-                               recipe.get("momentum", 0.0), recipe.get("weight_decay", 0.0))
     began = time.perf_counter()
-    history = fit(model, optimizer, (x, y), epochs=epochs, batch_size=recipe["batch_size"],
-                  validation=validation, schedule=make_schedule(recipe.get("schedule"), epochs),
-                  seed=seed, checkpoint_dir=runs / name, resume=True)
+    history = fit_recipe(model, recipe, (x, y), epochs, validation=validation, seed=seed,
+                         checkpoint_dir=runs / name, resume=True)
     io.save(model, runs / name / "model.npz")
     predicted = model.predict(x_test)
     return {"model": name, "task": "6 vs 7" if classes else "10 classes",

@@ -11,8 +11,7 @@ import numpy as np
 
 import nnscratch
 from nnscratch import backend, data, demo, io, metrics, plots, zoo
-from nnscratch.optim import make_optimizer, make_schedule
-from nnscratch.training import fit
+from nnscratch.training import fit_recipe
 
 
 def info():
@@ -55,6 +54,7 @@ def train(args):
               "batch_size": args.batch_size or recipe["batch_size"],
               "epochs": args.epochs or recipe["epochs"],
               "schedule": recipe.get("schedule"),
+              "warmup_steps": recipe.get("warmup_steps", 0),
               "early_stopping": args.early_stopping}
     if args.resume and (out / "config.json").exists():
         saved = json.loads((out / "config.json").read_text())
@@ -69,19 +69,15 @@ def train(args):
                       num_classes=num_classes)
     if args.gpu:
         model.to("gpu")
-    optimizer = make_optimizer(model, config["optimizer"], config["lr"], config["momentum"],
-                               config["weight_decay"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2))
     print(f"training {args.model} on {args.dataset}: {len(x)} images, validation "
           f"{len(validation[0])}; {json.dumps(config)}")
     began = time.perf_counter()
-    history = fit(model, optimizer, (x, y), epochs=config["epochs"],
-                  batch_size=config["batch_size"], validation=validation,
-                  schedule=make_schedule(config["schedule"], config["epochs"]),
-                  early_stopping=config["early_stopping"], seed=args.seed,
-                  checkpoint_dir=out, resume=args.resume,
-                  progress=None if not args.quiet else False)
+    history = fit_recipe(model, config, (x, y), validation=validation,
+                         early_stopping=config["early_stopping"], seed=args.seed,
+                         checkpoint_dir=out, resume=args.resume,
+                         progress=None if not args.quiet else False)
     io.save(model, out / "model.npz")
     (out / "history.json").write_text(json.dumps(history, indent=2))
     plots.training_curves(history, out / "training_curves.png")

@@ -24,8 +24,7 @@ import numpy as np
 
 import nnscratch
 from nnscratch import data, io, metrics, plots, zoo
-from nnscratch.optim import make_optimizer, make_schedule
-from nnscratch.training import fit
+from nnscratch.training import fit_recipe
 
 SETTINGS = {"digits": {"model": "small_cnn", "epochs": 15},
             "mnist": {"model": "lenet", "epochs": 2}}
@@ -45,13 +44,10 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
     validation = data.load(dataset, "validation", seed=seed)
     x_test, y_test = data.load(dataset, "test")
     model = zoo.build(name, seed=seed)
-    optimizer = make_optimizer(model, recipe["optimizer"], recipe["lr"],
-                               recipe.get("momentum", 0.0), recipe.get("weight_decay", 0.0))
     print(f"demo: training {name} on {dataset} ({len(x)} images, {epochs} epochs)")
     began = time.perf_counter()
-    history = fit(model, optimizer, (x, y), epochs=epochs, batch_size=recipe["batch_size"],
-                  validation=validation, schedule=make_schedule(recipe.get("schedule"), epochs),
-                  seed=seed, progress=progress)
+    history = fit_recipe(model, recipe, (x, y), epochs, validation=validation, seed=seed,
+                         progress=progress)
     seconds = time.perf_counter() - began
     test = metrics.classification_report(y_test, model.predict(x_test), 10)
     report = {"dataset": dataset, "model": name, "seed": seed, "epochs": epochs,

@@ -2,7 +2,8 @@
 
 One epoch::
 
-    lr = schedule(base_lr, epoch)                       (if a schedule is given)
+    lr = schedule(base_lr, epoch)                       (if a schedule is given; during the
+                                                        first warmup_steps steps, ramped up)
     for each shuffled minibatch (x_b, y_b):
         loss = model.compute_gradients(x_b, y_b, rng)   forward with dropout, backward
         optimizer.step()
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 from nnscratch import io
 from nnscratch.backend import get_array_module, new_rng, to_device
 from nnscratch.losses import softmax_cross_entropy
+from nnscratch.optim import make_optimizer, make_schedule
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -62,7 +64,8 @@ def model_device(model):
 
 
 def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
-        early_stopping=None, schedule=None, seed=0, checkpoint_dir=None, resume=False,
+        early_stopping=None, schedule=None, warmup_steps=0, seed=0, checkpoint_dir=None,
+        resume=False,
         progress=None):
     """Train ``model`` in place; returns the history, a dict of per-epoch lists.
 
@@ -71,6 +74,9 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     early_stopping: a patience, in epochs, on validation accuracy (needs ``validation``); when
         it stops the run, the model gets back the weights of its best epoch.
     schedule: ``schedule(base_lr, epoch) -> lr``, e.g. ``nnscratch.optim.StepLR``.
+    warmup_steps: over the first steps (minibatches) of the run, the rate rises linearly from
+        lr / warmup_steps to lr (Goyal et al., 2017): large rates from the very first step can
+        kill a ReLU network's units before it learns anything.
     checkpoint_dir: where to write a checkpoint after every epoch; with ``resume=True`` the run
         continues after the last completed epoch found there.
     progress: a progress bar per epoch and a line after each; default: the bar only when
@@ -104,8 +110,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
                 and epoch - best["epoch"] > early_stopping:
             break                                   # a resumed run that had already stopped
         began = time.perf_counter()
-        if schedule is not None:
-            optimizer.lr = schedule(base_lr, epoch)
+        epoch_lr = base_lr if schedule is None else schedule(base_lr, epoch)
+        optimizer.lr = epoch_lr
         rng_seed = epoch_seed(seed, epoch)
         order = np.random.default_rng(rng_seed).permutation(len(x))
         dropout_rng = new_rng(rng_seed, array_module_of(model))
@@ -113,7 +119,10 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         batches = range(0, len(x), batch_size)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_bar,
                    leave=False, unit="batch")
-        for i in bar:
+        for step_in_epoch, i in enumerate(bar):
+            step = epoch * len(batches) + step_in_epoch
+            if step < warmup_steps:
+                optimizer.lr = epoch_lr * (step + 1) / warmup_steps
             index = order[i:i + batch_size]
             xb, yb = to_device(x[index], device), to_device(y[index], device)
             loss, logits = model.compute_gradients(xb, yb, dropout_rng)
@@ -121,6 +130,7 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
             total_loss += loss * len(index)
             correct += int((logits.argmax(axis=1) == yb).sum())
             bar.set_postfix(loss=f"{loss:.4f}")
+        optimizer.lr = epoch_lr                     # the rate of the epoch, warm-up or not
         val_loss, val_accuracy = evaluate(model, *validation) if validation else (None, None)
         for key, value in (("epoch", epoch + 1), ("lr", optimizer.lr),
                            ("loss", total_loss / len(x)), ("accuracy", correct / len(x)),
@@ -185,3 +195,15 @@ def load_checkpoint(path, model, optimizer, seed):
                                "arrays": groups["optimizer"]})
     best = dict(meta["best"], weights=groups["best"] or None)
     return meta["epoch"] + 1, meta["history"], best
+
+
+def fit_recipe(model, recipe, train_data, epochs=None, **options):
+    """``fit`` with a training recipe such as ``nnscratch.zoo.RECIPES[name]``: its optimizer,
+    learning rate, momentum, weight decay, batch size, schedule, warm-up and epochs.
+    ``options`` go to ``fit`` (validation, seed, checkpoint_dir, ...)."""
+    epochs = epochs or recipe["epochs"]
+    optimizer = make_optimizer(model, recipe["optimizer"], recipe["lr"],
+                               recipe.get("momentum", 0.0), recipe.get("weight_decay", 0.0))
+    return fit(model, optimizer, train_data, epochs, batch_size=recipe["batch_size"],
+               schedule=make_schedule(recipe.get("schedule"), epochs),
+               warmup_steps=recipe.get("warmup_steps", 0), **options)

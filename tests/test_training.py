@@ -162,3 +162,19 @@ def test_bad_arguments_are_clear_errors(digits, tmp_path):
     with pytest.raises(ValueError, match="seed 0, not 1"):
         fit(model, optimizer, (x[:32], y[:32]), epochs=2, checkpoint_dir=tmp_path, seed=1,
             resume=True, progress=False)
+
+
+def test_warmup_ramps_the_rate_over_the_first_steps(digits):
+    x, y = digits
+    model = digits_model()
+    rates = []
+
+    class RecordingSGD(SGD):
+        def step(self):
+            rates.append(self.lr)
+            super().step()
+
+    history = fit(model, RecordingSGD(model, 0.1), (x[:64], y[:64]), epochs=3, batch_size=16,
+                  warmup_steps=6, progress=False)
+    assert rates == pytest.approx([0.1 * k / 6 for k in range(1, 7)] + [0.1] * 6)
+    assert history["lr"] == pytest.approx([0.1, 0.1, 0.1])

@@ -5,8 +5,7 @@ import pytest
 
 from nnscratch import zoo
 from nnscratch.layers import Dropout, GaussianBlur
-from nnscratch.optim import make_optimizer
-from nnscratch.training import fit
+from nnscratch.training import fit_recipe
 
 
 def striped_images(n, shape, num_classes, seed=0):
@@ -28,9 +27,9 @@ def test_smoke_training_lowers_the_loss(name):
     classes = model.logits(np.zeros((1,) + model.input_shape, np.float32)).shape[1]
     x, y = striped_images(192, model.input_shape, classes)
     recipe = zoo.RECIPES[name]
-    optimizer = make_optimizer(model, recipe["optimizer"], recipe["lr"],
-                               recipe.get("momentum", 0.0), recipe.get("weight_decay", 0.0))
-    history = fit(model, optimizer, (x, y), epochs=3, batch_size=64, progress=False)
+    # the recipe, in small: batches of 64, and a warm-up (if any) of at most 3 of the 9 steps
+    small = dict(recipe, batch_size=64, warmup_steps=min(recipe.get("warmup_steps", 0), 3))
+    history = fit_recipe(model, small, (x, y), epochs=3, progress=False)
     assert history["loss"][-1] < history["loss"][0]
     assert np.isfinite(history["loss"]).all()
 
