@@ -42,7 +42,7 @@ def train(args):
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise SystemExit(f"{out} exists and is not empty: pass --resume to continue the run in "
                          "it, or choose another --out")
-    recipe = zoo.RECIPES.get(args.model, zoo.RECIPES["small_cnn"])
+    recipe = zoo.RECIPES[args.model]            # every zoo network has one
     config = {"model": args.model, "dataset": args.dataset, "seed": args.seed,
               "classes": args.classes, "limit": args.limit,
               "optimizer": args.optimizer or recipe["optimizer"],
