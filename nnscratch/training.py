@@ -16,7 +16,10 @@ that never stopped (on the CPU; it also holds on one GPU with one CuPy version).
 
 A checkpoint, written atomically after every epoch to ``checkpoint_dir/checkpoint.npz``, holds
 the weights, the optimizer state, the best weights so far (for early stopping) and, as JSON,
-the epoch, the seed and the history.
+the epoch, the history and the run's plan (seed, batch size, warm-up, number of training
+images). Resuming refuses a run whose plan differs, or whose schedule would have given the
+epochs already trained other learning rates (a cosine over more epochs, say): that would not
+continue the same run. Asking for more epochs under a constant rate is fine.
 """
 
 import json
@@ -98,19 +101,23 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     history = {key: [] for key in
                ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
     best = {"accuracy": -1.0, "epoch": -1, "weights": None}
+    plan = {"seed": seed, "batch_size": batch_size, "warmup_steps": warmup_steps,
+            "train_images": len(x)}
+    epoch_lrs = [base_lr if schedule is None else schedule(base_lr, e) for e in range(epochs)]
     start = 0
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if resume:
         if checkpoint is None:
             raise ValueError("resume=True needs a checkpoint_dir")
         if checkpoint.exists():
-            start, history, best = load_checkpoint(checkpoint, model, optimizer, seed)
+            start, history, best = load_checkpoint(checkpoint, model, optimizer, plan,
+                                                   epoch_lrs)
     for epoch in range(start, epochs):
         if best["epoch"] >= 0 and early_stopping is not None \
                 and epoch - best["epoch"] > early_stopping:
             break                                   # a resumed run that had already stopped
         began = time.perf_counter()
-        epoch_lr = base_lr if schedule is None else schedule(base_lr, epoch)
+        epoch_lr = epoch_lrs[epoch]
         optimizer.lr = epoch_lr
         rng_seed = epoch_seed(seed, epoch)
         order = np.random.default_rng(rng_seed).permutation(len(x))
@@ -142,7 +149,7 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         if val_accuracy is not None and val_accuracy > best["accuracy"]:
             best = {"accuracy": val_accuracy, "epoch": epoch, "weights": io.weights(model)}
         if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, seed, epoch, history, best)
+            save_checkpoint(checkpoint, model, optimizer, plan, epoch, history, best)
         if early_stopping is not None and epoch - best["epoch"] >= early_stopping:
             break
     if early_stopping is not None and best["weights"] is not None:
@@ -159,14 +166,14 @@ def _epoch_line(history):
     return line + f" ({history['seconds'][-1]:.1f} s)"
 
 
-def save_checkpoint(path, model, optimizer, seed, epoch, history, best):
+def save_checkpoint(path, model, optimizer, plan, epoch, history, best):
     """Everything needed to continue after ``epoch``, in one .npz written atomically."""
     state = optimizer.state_dict()
     arrays = {f"model/{k}": v for k, v in io.weights(model).items()}
     arrays.update({f"optimizer/{k}": v for k, v in state["arrays"].items()})
     if best["weights"] is not None:
         arrays.update({f"best/{k}": v for k, v in best["weights"].items()})
-    meta = {"epoch": epoch, "seed": seed, "history": history,
+    meta = {"epoch": epoch, "plan": plan, "history": history,
             "optimizer": {"type": type(optimizer).__name__, "lr": state["lr"],
                           "steps": state["steps"]},
             "best": {"accuracy": best["accuracy"], "epoch": best["epoch"]},
@@ -175,8 +182,11 @@ def save_checkpoint(path, model, optimizer, seed, epoch, history, best):
     io.atomic_savez(path, arrays)
 
 
-def load_checkpoint(path, model, optimizer, seed):
-    """Restore model and optimizer from ``path``; returns (next epoch, history, best)."""
+def load_checkpoint(path, model, optimizer, plan, epoch_lrs):
+    """Restore model and optimizer from ``path``; returns (next epoch, history, best).
+
+    Refuses a checkpoint written under another ``plan``, or whose epochs were trained at
+    other rates than ``epoch_lrs`` (the resumed run's rate per epoch) gives them."""
     with np.load(path, allow_pickle=False) as archive:
         meta = json.loads(str(archive["meta"]))
         groups = {"model": {}, "optimizer": {}, "best": {}}
@@ -184,9 +194,15 @@ def load_checkpoint(path, model, optimizer, seed):
             if key != "meta":
                 group, name = key.split("/", 1)
                 groups[group][name] = archive[key]
-    if meta["seed"] != seed:
-        raise ValueError(f"{path} was written with seed {meta['seed']}, not {seed}: resuming "
-                         "with another seed would not continue the same run")
+    for key, value in plan.items():
+        if meta["plan"][key] != value:
+            raise ValueError(f"{path} was written with {key} {meta['plan'][key]}, not {value}: "
+                             "resuming would not continue the same run")
+    trained = meta["history"]["lr"][:len(epoch_lrs)]
+    if trained != epoch_lrs[:len(trained)]:
+        raise ValueError(f"{path} trained its epochs at rates {trained}, but this run's "
+                         f"schedule gives them {epoch_lrs[:len(trained)]} (another schedule "
+                         "or number of epochs?): resuming would not continue the same run")
     if meta["optimizer"]["type"] != type(optimizer).__name__:
         raise ValueError(f"{path} holds {meta['optimizer']['type']} state, not "
                          f"{type(optimizer).__name__}")

@@ -13,7 +13,7 @@ import pytest
 
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from nnscratch.model import Sequential
-from nnscratch.optim import SGD, Adam, StepLR
+from nnscratch.optim import SGD, Adam, StepLR, make_schedule
 from nnscratch.training import CHECKPOINT, fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,3 +178,35 @@ def test_warmup_ramps_the_rate_over_the_first_steps(digits):
                   warmup_steps=6, progress=False)
     assert rates == pytest.approx([0.1 * k / 6 for k in range(1, 7)] + [0.1] * 6)
     assert history["lr"] == pytest.approx([0.1, 0.1, 0.1])
+
+
+def test_resume_refuses_a_run_that_would_not_continue_the_same_one(digits, tmp_path):
+    x, y = digits
+    train = (x[:64], y[:64])
+    model = digits_model()
+    cosine = make_schedule("cosine", 3)
+    fit(model, SGD(model, 0.1), train, epochs=2, batch_size=16, schedule=cosine,
+        checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="batch_size 16, not 32"):
+        fit(model, SGD(model, 0.1), train, epochs=3, batch_size=32, schedule=cosine,
+            checkpoint_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="train_images 64, not 48"):
+        fit(model, SGD(model, 0.1), (x[:48], y[:48]), epochs=3, batch_size=16,
+            schedule=cosine, checkpoint_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="another schedule or number of epochs"):
+        fit(model, SGD(model, 0.1), train, epochs=5, batch_size=16,
+            schedule=make_schedule("cosine", 5), checkpoint_dir=tmp_path, resume=True,
+            progress=False)
+    history = fit(model, SGD(model, 0.1), train, epochs=3, batch_size=16, schedule=cosine,
+                  checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert history["epoch"] == [1, 2, 3]
+
+
+def test_resume_may_train_longer_at_a_constant_rate(digits, tmp_path):
+    x, y = digits
+    model = digits_model()
+    fit(model, SGD(model, 0.1), (x[:64], y[:64]), epochs=2, batch_size=16,
+        checkpoint_dir=tmp_path, progress=False)
+    history = fit(model, SGD(model, 0.1), (x[:64], y[:64]), epochs=4, batch_size=16,
+                  checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert history["epoch"] == [1, 2, 3, 4]
