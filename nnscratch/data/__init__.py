@@ -27,7 +27,7 @@ FETCH_HINT = {**mnist.FETCH_HINT, "cifar10": cifar.FETCH_HINT}
 
 # The validation hold-out: balanced over the classes, drawn from the training set with a fixed
 # seed, so it is the same images whatever ``seed`` load() is given.
-VALIDATION_SIZE = {"mnist": 5000, "fashion-mnist": 5000, "cifar10": 5000, "digits": 200}
+VALIDATION_SIZE = {"mnist": 5000, "fashion-mnist": 5000, "cifar10": 5000, "digits": 143}
 VALIDATION_SEED = 0
 
 __all__ = ["load", "fetch", "cached", "cache_dir", "NAMES", "SPLITS", "DatasetNotFound",
@@ -43,10 +43,11 @@ def load(name, split="train", classes=None, limit=None, seed=0):
     split:
         "train"       the whole standard training set (MNIST 60,000, CIFAR-10 50,000,
                       digits 1,438 of the fixed split in ``digits.py``);
-        "validation"  ``VALIDATION_SIZE[name]`` images held out of "train" (5,000; 200 for
-                      digits; a tenth of "train" if that is fewer), balanced over the classes, fixed by ``VALIDATION_SEED``. They
-                      are also part of "train": use it to check a model trained on
-                      "train-rest", or to tune something that is not the model itself;
+        "validation"  ``VALIDATION_SIZE[name]`` images held out of "train" (5,000; 143, a
+                      tenth, for digits; never more than a tenth of "train"), balanced
+                      over the classes, fixed by ``VALIDATION_SEED``. They are also part
+                      of "train": use it to check a model trained on "train-rest", or to
+                      tune something that is not the model itself;
         "train-rest"  "train" less the validation images (disjoint from "validation");
         "test"        the standard test set (10,000; digits 359).
     classes: e.g. (6, 7): keep those classes, relabelled 0..len-1 in the given order.

@@ -28,7 +28,8 @@ URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
-FETCH_HINT = "nnscratch data fetch cifar10 --source /path/to/cifar-10-python.tar.gz"
+FETCH_HINT = ("nnscratch data fetch cifar10 (downloads the official archive), or offline "
+              "nnscratch data fetch cifar10 --source PATH_OF/cifar-10-python.tar.gz")
 
 _FOLDER = "cifar-10-batches-py"
 

