@@ -10,7 +10,8 @@ it evaluates on the test split and writes a report folder::
     training_curves.png, confusion_matrix.png
 
 The folder is written under a temporary name and renamed at the end, so an interrupted demo
-never leaves half a report.
+never leaves half a report; an earlier demo report in ``out`` is replaced whole, and a folder
+that is not one is refused.
 """
 
 import json

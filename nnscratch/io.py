@@ -42,7 +42,9 @@ def weights(model):
 
 def atomic_savez(path, arrays):
     """``np.savez(path, **arrays)`` through a temporary file and a rename, so that a reader (or
-    a run killed mid-write) never sees half a file: ``path`` holds the old content or the new."""
+    a run killed mid-write) never sees half a file: ``path`` holds the old content or the new.
+    A process killed by SIGKILL mid-write leaves its ``.NAME.*.tmp`` beside ``path``; nothing
+    reads it, and it may be deleted."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

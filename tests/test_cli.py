@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nnscratch import cli
+from nnscratch import cli, io
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +54,7 @@ def test_data_list_on_an_empty_cache(capsys):
 
 def test_demo_writes_a_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    cli.main(["demo", "--out", str(out), "--epochs", "2"])
+    assert cli.main(["demo", "--out", str(out), "--epochs", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "small_cnn" and len(report["history"]["epoch"]) == 2
     for name in ("report.md", "model.npz", "training_curves.png", "confusion_matrix.png"):
@@ -77,3 +77,83 @@ def test_cifar_network_trains_end_to_end_on_a_cifar_format_archive(tmp_path, mon
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2] and all(loss > 0 for loss in history["loss"])
     assert cli.main(["evaluate", str(out)]) == 0
+
+
+def small_run(out, *options):
+    return ["train", "--model", "small_cnn", "--dataset", "digits", "--limit", "200",
+            "--out", str(out), "--quiet", *options]
+
+
+def test_resume_keeps_the_runs_settings_and_names_those_that_differ(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(small_run(out, "--epochs", "2")) == 0
+    config = (out / "config.json").read_text()
+    assert cli.main(small_run(out, "--resume")) == 0       # --epochs 2 from config.json
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2]
+    with pytest.raises(SystemExit, match=r"lr 0\.005 there, 0\.01 now"):
+        cli.main(small_run(out, "--resume", "--lr", "0.01"))
+    assert (out / "config.json").read_text() == config
+
+
+def test_a_resume_refused_by_the_schedule_leaves_the_run_as_it_was(tmp_path, monkeypatch,
+                                                                  capsys):
+    from nnscratch import zoo
+    monkeypatch.setitem(zoo.RECIPES, "small_cnn", {**zoo.RECIPES["small_cnn"],
+                                                   "schedule": "cosine"})
+    out = tmp_path / "run"
+    assert cli.main(small_run(out, "--epochs", "2")) == 0
+    config = (out / "config.json").read_text()
+    assert cli.main(small_run(out, "--resume", "--epochs", "3")) == 2
+    assert "another schedule or number of epochs" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == config
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--optimizer", "sgd"], "give its --lr too"),
+    (["--momentum", "0.9"], "Adam has none"),
+    (["--dropout", "0.5"], "--dropout is not an option of small_cnn"),
+])
+def test_train_options_that_cannot_apply_are_refused(tmp_path, capsys, options, message):
+    assert cli.main(small_run(tmp_path / "run", *options)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_paths_are_messages_not_tracebacks(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit, match="is a file"):
+        cli.main(small_run(afile))
+    assert cli.main(["data", "fetch", "cifar10", "--source", str(tmp_path / "nope.tar.gz")]) == 2
+    assert cli.main(["data", "fetch", "mnist", "--source", str(tmp_path / "nope")]) == 2
+    assert "neither a URL nor a folder" in capsys.readouterr().err
+
+
+def test_evaluate_a_model_folder_without_config_needs_the_dataset(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--epochs", "1"]) == 0
+    with pytest.raises(SystemExit, match="give --dataset"):
+        cli.main(["evaluate", str(out)])
+    assert cli.main(["evaluate", str(out), "--dataset", "digits"]) == 0
+
+
+def test_fetch_list_and_demo_on_a_fake_mnist(tmp_path, monkeypatch, capsys):
+    """The MNIST commands end to end on IDX files the test writes (real MNIST is not needed)."""
+    from nnscratch.data import mnist
+    from test_data import fake_mnist, write_idx_gz
+    files = fake_mnist(n_train=120, n_test=30)
+    monkeypatch.setitem(mnist.GZ_SHA256, "mnist", write_idx_gz(tmp_path / "idx", files))
+    assert cli.main(["data", "fetch", "mnist", "--source", str(tmp_path / "idx")]) == 0
+    capsys.readouterr()
+    assert cli.main(["data", "list"]) == 0
+    assert "verified" in capsys.readouterr().out
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--dataset", "mnist", "--out", str(out), "--epochs", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"] == "lenet" and report["test"]["n"] == 30
+    run = tmp_path / "mc_lenet"           # the model options reach the network
+    assert cli.main(["train", "--model", "lenet", "--dataset", "mnist", "--epochs", "1",
+                     "--dropout", "0.5", "--blur-sigma", "1.25", "--out", str(run),
+                     "--quiet"]) == 0
+    kinds = [type(layer).__name__ for layer in io.load(run / "model.npz").layers]
+    assert kinds.count("Dropout") == 2 and kinds.count("GaussianBlur") == 2

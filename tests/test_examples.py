@@ -1,4 +1,4 @@
-"""The README's first command runs examples/quickstart.py: it must keep working."""
+"""The example scripts, run as a reader runs them: they must keep working."""
 
 import re
 import subprocess
@@ -16,3 +16,20 @@ def test_quickstart_trains_and_attacks():
                                              result.stdout)]
     assert clean > 0.9
     assert len(attacked) == 3 and attacked[-1] < clean        # the attack does something
+
+
+def test_train_mnist_example_runs_on_a_cached_mnist(tmp_path, monkeypatch):
+    """On 120 random "MNIST" images the test writes: the script runs, resumes, and saves."""
+    from nnscratch import data
+    from nnscratch.data import mnist
+    from test_data import fake_mnist, write_idx_gz
+    monkeypatch.setenv("NNSCRATCH_DATA", str(tmp_path / "cache"))
+    monkeypatch.setitem(mnist.GZ_SHA256, "mnist",
+                        write_idx_gz(tmp_path / "idx", fake_mnist(n_train=120, n_test=30)))
+    data.fetch("mnist", source=str(tmp_path / "idx"))
+    for _ in range(2):                      # the second run finds the finished run and resumes
+        result = subprocess.run([sys.executable, str(REPO / "examples" / "train_mnist.py")],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "test accuracy" in result.stdout
+    assert (tmp_path / "runs" / "lenet_example" / "model.npz").exists()

