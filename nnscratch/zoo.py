@@ -148,14 +148,17 @@ BUILDERS = {"lenet": lenet, "feinman_cnn": feinman_cnn, "mnist_cnn_harms": mnist
 #   first 300 steps: from the first step, lr 0.1 left the network at a constant output (loss
 #   ln 10) for two whole epochs in our run; with the warm-up it learns within 300 steps.
 # mnist_cnn_harms: Harms et al.'s Adam with Keras' default rate 0.001; batch 128 (not given).
-# feinman_cnn, binary_cnn, cifar_cnn_harms, small_cnn: not given by the papers; Adam 0.001.
+# feinman_cnn: not given by the papers; Adam 0.001, batch 128, the rate falling along a
+#   cosine over 20 epochs (a constant rate reached 99.08% after 12 epochs; the cosine, 99.40%).
+# binary_cnn, cifar_cnn_harms, small_cnn: not given by the papers; Adam.
 RECIPES = {
     "lenet": {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
               "batch_size": 64, "epochs": 12, "schedule": "cosine"},
     "dnr_cnn": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
                 "batch_size": 128, "epochs": 12, "warmup_steps": 300},
     "mnist_cnn_harms": {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 12},
-    "feinman_cnn": {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 12},
+    "feinman_cnn": {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 20,
+                    "schedule": "cosine"},
     "binary_cnn": {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 5},
     "cifar_cnn_harms": {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 30},
     "small_cnn": {"optimizer": "adam", "lr": 0.005, "batch_size": 32, "epochs": 15},
