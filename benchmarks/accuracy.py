@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 GOALS = {
     "lenet": (0.990, "99.09% (Günther et al.)", 12, None),
     "binary_cnn": (0.998, "~100% (Wang & Zhang, 6 vs 7)", 5, (6, 7)),
-    "dnr_cnn": (0.993, "99.3% goal (DNR recipe)", 12, None),
+    "dnr_cnn": (0.993, "99.3% goal (DNR recipe)", 15, None),
     "mnist_cnn_harms": (0.990, "99% (Harms et al.)", 4, None),
     "feinman_cnn": (0.992, "99.2% goal (Feinman et al.'s network)", 20, None),
 }
