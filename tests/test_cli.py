@@ -18,7 +18,10 @@ def test_info(capsys):
     assert "nnscratch" in text and "numpy" in text and "GPU backend" in text
 
 
-def test_train_refuses_to_overwrite_then_resumes_and_evaluates(tmp_path, capsys):
+def test_train_refuses_to_overwrite_then_resumes_and_evaluates(tmp_path, monkeypatch, capsys):
+    from nnscratch import zoo
+    # at a constant rate a finished run may be resumed for more epochs (not under a schedule)
+    monkeypatch.setitem(zoo.RECIPES, "small_cnn", {**zoo.RECIPES["small_cnn"], "schedule": None})
     out = tmp_path / "run"
     args = ["train", "--model", "small_cnn", "--dataset", "digits", "--epochs", "2",
             "--limit", "300", "--out", str(out), "--quiet"]
