@@ -194,6 +194,9 @@ def load_checkpoint(path, model, optimizer, plan, epoch_lrs):
             if key != "meta":
                 group, name = key.split("/", 1)
                 groups[group][name] = archive[key]
+    if "plan" not in meta:
+        raise ValueError(f"{path} was written by an earlier nnscratch that did not record the "
+                         "run's plan: start the run afresh in another folder")
     for key, value in plan.items():
         if meta["plan"][key] != value:
             raise ValueError(f"{path} was written with {key} {meta['plan'][key]}, not {value}: "

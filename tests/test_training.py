@@ -200,6 +200,14 @@ def test_resume_refuses_a_run_that_would_not_continue_the_same_one(digits, tmp_p
     history = fit(model, SGD(model, 0.1), train, epochs=3, batch_size=16, schedule=cosine,
                   checkpoint_dir=tmp_path, resume=True, progress=False)
     assert history["epoch"] == [1, 2, 3]
+    with np.load(tmp_path / CHECKPOINT) as archive:      # as written before plans were kept
+        arrays = dict(archive)
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({k: v for k, v in meta.items() if k != "plan"}))
+    np.savez(tmp_path / CHECKPOINT, **arrays)
+    with pytest.raises(ValueError, match="start the run afresh"):
+        fit(model, SGD(model, 0.1), train, epochs=3, batch_size=16, schedule=cosine,
+            checkpoint_dir=tmp_path, resume=True, progress=False)
 
 
 def test_resume_may_train_longer_at_a_constant_rate(digits, tmp_path):
