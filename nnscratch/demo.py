@@ -27,7 +27,8 @@ import nnscratch
 from nnscratch import data, io, metrics, plots, zoo
 from nnscratch.training import fit_recipe
 
-SETTINGS = {"digits": {"model": "small_cnn", "epochs": 30},
+# The network of each dataset, and its epochs where they are fewer than its recipe's.
+SETTINGS = {"digits": {"model": "small_cnn"},
             "mnist": {"model": "lenet", "epochs": 2}}
 
 
@@ -40,7 +41,7 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
         raise ValueError(f"{out} exists and is not a demo report: choose another --out")
     name = SETTINGS[dataset]["model"]
     recipe = zoo.RECIPES[name]
-    epochs = epochs or SETTINGS[dataset]["epochs"]
+    epochs = epochs or SETTINGS[dataset].get("epochs") or recipe["epochs"]
     x, y = data.load(dataset, "train-rest", seed=seed)
     validation = data.load(dataset, "validation", seed=seed)
     x_test, y_test = data.load(dataset, "test")

@@ -68,8 +68,7 @@ def model_device(model):
 
 def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         early_stopping=None, schedule=None, warmup_steps=0, seed=0, checkpoint_dir=None,
-        resume=False,
-        progress=None):
+        resume=False, progress=None):
     """Train ``model`` in place; returns the history, a dict of per-epoch lists.
 
     train_data, validation: (x, y) NumPy arrays, x (N, C, H, W) float32 in [0, 1], y int.

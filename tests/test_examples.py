@@ -20,13 +20,9 @@ def test_quickstart_trains_and_attacks():
 
 def test_train_mnist_example_runs_on_a_cached_mnist(tmp_path, monkeypatch):
     """On 120 random "MNIST" images the test writes: the script runs, resumes, and saves."""
-    from nnscratch import data
-    from nnscratch.data import mnist
-    from test_data import fake_mnist, write_idx_gz
+    from test_data import fake_mnist, fetch_fake_mnist
     monkeypatch.setenv("NNSCRATCH_DATA", str(tmp_path / "cache"))
-    monkeypatch.setitem(mnist.GZ_SHA256, "mnist",
-                        write_idx_gz(tmp_path / "idx", fake_mnist(n_train=120, n_test=30)))
-    data.fetch("mnist", source=str(tmp_path / "idx"))
+    fetch_fake_mnist(tmp_path, monkeypatch, files=fake_mnist(n_train=120, n_test=30))
     for _ in range(2):                      # the second run finds the finished run and resumes
         result = subprocess.run([sys.executable, str(REPO / "examples" / "train_mnist.py")],
                                 cwd=tmp_path, capture_output=True, text=True, timeout=300)

