@@ -80,7 +80,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         lr / warmup_steps to lr (Goyal et al., 2017): large rates from the very first step can
         kill a ReLU network's units before it learns anything.
     checkpoint_dir: where to write a checkpoint after every epoch; with ``resume=True`` the run
-        continues after the last completed epoch found there.
+        continues after the last completed epoch found there (and deletes the temporary file
+        of a checkpoint write that a kill cut short).
     progress: a progress bar per epoch and a line after each; default: the bar only when
         stderr is a terminal, the lines always; False: silent.
 
@@ -108,6 +109,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     if resume:
         if checkpoint is None:
             raise ValueError("resume=True needs a checkpoint_dir")
+        for debris in checkpoint.parent.glob(f".{CHECKPOINT}.*.tmp"):
+            debris.unlink()                         # a write cut short when the run was killed
         if checkpoint.exists():
             start, history, best = load_checkpoint(checkpoint, model, optimizer, plan,
                                                    epoch_lrs)
