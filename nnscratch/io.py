@@ -44,7 +44,7 @@ def atomic_savez(path, arrays):
     """``np.savez(path, **arrays)`` through a temporary file and a rename, so that a reader (or
     a run killed mid-write) never sees half a file: ``path`` holds the old content or the new.
     A process killed by SIGKILL mid-write leaves its ``.NAME.*.tmp`` beside ``path``; nothing
-    reads it, and it may be deleted."""
+    reads it, and ``remove_unfinished_writes`` deletes it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -59,6 +59,14 @@ def atomic_savez(path, arrays):
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_unfinished_writes(path):
+    """Delete the temporary files left beside ``path`` by ``atomic_savez`` calls that a kill
+    cut short. Call it only when no process is writing ``path``."""
+    path = Path(path)
+    for unfinished in path.parent.glob(f".{path.name}.*.tmp"):
+        unfinished.unlink()
 
 
 def save(model, path):

@@ -109,8 +109,7 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     if resume:
         if checkpoint is None:
             raise ValueError("resume=True needs a checkpoint_dir")
-        for debris in checkpoint.parent.glob(f".{CHECKPOINT}.*.tmp"):
-            debris.unlink()                         # a write cut short when the run was killed
+        io.remove_unfinished_writes(checkpoint)     # left if the run was killed mid-write
         if checkpoint.exists():
             start, history, best = load_checkpoint(checkpoint, model, optimizer, plan,
                                                    epoch_lrs)
