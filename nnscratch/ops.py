@@ -58,7 +58,7 @@ def im2col(x, kh, kw, stride):
     """
     xp = get_array_module(x)
     n, h, w, c = x.shape
-    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    ho, wo = conv_output_size(h, kh, stride, 0, 0), conv_output_size(w, kw, stride, 0, 0)
     cols = xp.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):

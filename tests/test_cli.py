@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nnscratch import cli, io
+from nnscratch import cli, io, zoo
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +19,6 @@ def test_info(capsys):
 
 
 def test_train_refuses_to_overwrite_then_resumes_and_evaluates(tmp_path, monkeypatch, capsys):
-    from nnscratch import zoo
     # at a constant rate a finished run may be resumed for more epochs (not under a schedule)
     monkeypatch.setitem(zoo.RECIPES, "small_cnn", {**zoo.RECIPES["small_cnn"], "schedule": None})
     out = tmp_path / "run"
@@ -100,7 +99,6 @@ def test_resume_keeps_the_runs_settings_and_names_those_that_differ(tmp_path, ca
 
 def test_a_resume_refused_by_the_schedule_leaves_the_run_as_it_was(tmp_path, monkeypatch,
                                                                   capsys):
-    from nnscratch import zoo
     monkeypatch.setitem(zoo.RECIPES, "small_cnn", {**zoo.RECIPES["small_cnn"],
                                                    "schedule": "cosine"})
     out = tmp_path / "run"

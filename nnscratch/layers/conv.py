@@ -4,7 +4,7 @@ import numpy as np
 
 from nnscratch.backend import get_array_module
 from nnscratch.layers.base import Layer, glorot_uniform
-from nnscratch.ops import col2im, im2col, pad_hw, unpad_hw
+from nnscratch.ops import col2im, conv_output_size, im2col, pad_hw, unpad_hw
 
 GROUP_BYTES = 4 * 2 ** 20
 
@@ -94,6 +94,12 @@ class Conv2D(Layer):
         size = max(1, GROUP_BYTES // max(row_bytes, 1))
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
+    def weight_matrix(self):
+        """W (O, C, kh, kw) as the (kh*kw*C, O) matrix that multiplies im2col's columns."""
+        kh, kw = self.kernel_size
+        return self.params["W"].transpose(2, 3, 1, 0).reshape(
+            kh * kw * self.in_channels, self.out_channels)
+
     def forward(self, x, training=False, rng=None):
         self.check_input(x)
         xp = get_array_module(x)
@@ -101,8 +107,9 @@ class Conv2D(Layer):
         o, c = self.out_channels, self.in_channels
         x_pad = pad_hw(x.transpose(0, 2, 3, 1), self.pads)              # (N, Hp, Wp, C)
         n, hp, wp, _ = x_pad.shape
-        ho, wo = (hp - kh) // self.stride + 1, (wp - kw) // self.stride + 1
-        weights = self.params["W"].transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
+        ho = conv_output_size(hp, kh, self.stride, 0, 0)
+        wo = conv_output_size(wp, kw, self.stride, 0, 0)
+        weights = self.weight_matrix()                                  # (kh*kw*C, O)
         y = xp.empty((n, ho, wo, o), dtype=x.dtype)                      # channels-last
         for group in self.image_groups(xp, n, ho, wo):
             cols = im2col(x_pad[group], kh, kw, self.stride)            # (m, H', W', kh, kw, C)
@@ -120,7 +127,7 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         o, c = self.out_channels, self.in_channels
         n, _, ho, wo = grad_y.shape
-        weights = self.params["W"].transpose(2, 3, 1, 0).reshape(kh * kw * c, o)
+        weights = self.weight_matrix()                                  # (kh*kw*C, O)
         grad_y = grad_y.transpose(0, 2, 3, 1)                           # (N, H', W', O)
         grad_w = xp.zeros((kh * kw * c, o), dtype=grad_y.dtype)
         grad_b = xp.zeros(o, dtype=grad_y.dtype)
