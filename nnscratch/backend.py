@@ -49,6 +49,15 @@ def to_numpy(x):
     return cupy.asnumpy(x)
 
 
+def array_module_on(device):
+    """The array module of ``device``: numpy for "cpu", cupy for "gpu"."""
+    if device == "cpu":
+        return np
+    if device == "gpu" and cupy is not None:
+        return cupy
+    to_device(np.empty(0), device)    # raises the message that says what is wrong
+
+
 def device_of(x):
     """"gpu" for a CuPy array, "cpu" for anything else."""
     return "cpu" if get_array_module(x) is np else "gpu"

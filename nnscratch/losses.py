@@ -2,6 +2,8 @@
 the logits: the gradient of the *sum* of the losses, so every sample's gradient is its own
 (divide by N for the gradient of the mean used in training)."""
 
+import numpy as np
+
 from nnscratch.backend import get_array_module
 from nnscratch.ops import log_softmax
 
@@ -10,10 +12,12 @@ def softmax_cross_entropy(logits, labels):
     """L_n = -log softmax(z_n)[y_n] = logsumexp(z_n) - z_n[y_n]; dL_n/dz_n = softmax(z_n) - onehot(y_n).
 
     logits: (N, K) float; labels: (N,) int in [0, K). Returns (losses (N,), grad (N, K)).
+    Labels out of range are refused on the CPU; on a GPU that check would stall the device
+    on every call, so there the caller checks them once (``fit`` does, on the host).
     """
     xp = get_array_module(logits)
     n, k = logits.shape
-    if n and not (0 <= int(labels.min()) and int(labels.max()) < k):
+    if n and xp is np and not (0 <= int(labels.min()) and int(labels.max()) < k):
         raise ValueError(f"labels must be in [0, {k}), got values from {int(labels.min())} "
                          f"to {int(labels.max())}")
     rows = xp.arange(n)

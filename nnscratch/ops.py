@@ -12,9 +12,16 @@ Every function takes its array module from its input, so it runs on NumPy and Cu
 from nnscratch.backend import get_array_module
 
 
-def conv_output_size(size, kernel, stride, pad_before, pad_after):
-    """Output length of a sliding window: floor((size + pads - kernel) / stride) + 1."""
-    return (size + pad_before + pad_after - kernel) // stride + 1
+def batch_slices(n, size):
+    """Slices that cover range(n) in runs of ``size``; one empty slice when n == 0, so that
+    work done per slice still runs once and gives correctly shaped empty results."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)] or [slice(0, 0)]
+
+
+def conv_output_size(size, kernel, stride):
+    """Windows of length ``kernel`` every ``stride`` along ``size`` (already padded) entries:
+    floor((size - kernel) / stride) + 1."""
+    return (size - kernel) // stride + 1
 
 
 def window_slice(offset, count, stride):
@@ -58,7 +65,7 @@ def im2col(x, kh, kw, stride):
     """
     xp = get_array_module(x)
     n, h, w, c = x.shape
-    ho, wo = conv_output_size(h, kh, stride, 0, 0), conv_output_size(w, kw, stride, 0, 0)
+    ho, wo = conv_output_size(h, kh, stride), conv_output_size(w, kw, stride)
     cols = xp.empty((n, ho, wo, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):

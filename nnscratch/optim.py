@@ -21,7 +21,7 @@ Adam (Kingma & Ba), with t the step count::
 
 import math
 
-from nnscratch.backend import device_of, get_array_module, to_device, to_numpy
+from nnscratch.backend import get_array_module, to_device, to_numpy
 
 
 class Optimizer:
@@ -59,8 +59,7 @@ class Optimizer:
 
     def load_state_dict(self, state):
         self.lr, self.steps = state["lr"], state["steps"]
-        params = self.model.parameters()
-        device = device_of(params[0][1]) if params else "cpu"
+        device = self.model.device or "cpu"
         self.state = {}
         for key, value in state["arrays"].items():
             name, slot = key.rsplit("/", 1)

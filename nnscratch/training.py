@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from nnscratch import io
-from nnscratch.backend import get_array_module, new_rng, to_device
+from nnscratch import files, io
+from nnscratch.backend import array_module_on, new_rng, to_device
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.optim import make_optimizer, make_schedule
 
@@ -43,27 +43,14 @@ def epoch_seed(seed, epoch):
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def evaluate(model, x, y):
-    """Mean cross-entropy and accuracy of ``model`` on (x, y), in eval mode and in batches."""
-    device = model_device(model)
-    losses, correct = 0.0, 0
-    for s in model.batches(len(x)):
-        xb, yb = to_device(x[s], device), to_device(y[s], device)
-        z = model.logits(xb)
-        losses += float(softmax_cross_entropy(z, yb)[0].sum())
-        correct += int((z.argmax(axis=1) == yb).sum())
-    n = max(len(x), 1)
-    return losses / n, correct / n
-
-
-def array_module_of(model):
-    """numpy or cupy: where the model's parameters live."""
-    params = model.parameters()
-    return get_array_module(params[0][1]) if params else np
-
-
-def model_device(model):
-    return "cpu" if array_module_of(model) is np else "gpu"
+def loss_and_accuracy(model, x, y):
+    """Mean cross-entropy and accuracy of ``model`` on (x, y) (host arrays), in eval mode."""
+    if len(x) == 0:
+        return 0.0, 0.0
+    device = model.device or "cpu"
+    z = model.logits(to_device(x, device))
+    y = to_device(y, device)
+    return float(softmax_cross_entropy(z, y)[0].mean()), float((z.argmax(axis=1) == y).mean())
 
 
 def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
@@ -94,9 +81,13 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
                          f"{len(x)} images and {len(y)} labels")
     if early_stopping is not None and validation is None:
         raise ValueError("early_stopping needs validation data")
-    model.check_images(x[:1])
+    device = model.device or "cpu"
+    num_classes = model.logits(to_device(x[:1], device)).shape[1]    # also checks the images
+    model.check_labels(y, len(x))
+    if not (0 <= y.min() and y.max() < num_classes):     # once, here: on a GPU, never per step
+        raise ValueError(f"labels must be in [0, {num_classes}), got values from {y.min()} "
+                         f"to {y.max()}")
     show_bar = sys.stderr.isatty() if progress is None else progress
-    device = model_device(model)
     base_lr = optimizer.lr
     history = {key: [] for key in
                ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
@@ -109,20 +100,24 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     if resume:
         if checkpoint is None:
             raise ValueError("resume=True needs a checkpoint_dir")
-        io.remove_unfinished_writes(checkpoint)     # left if the run was killed mid-write
+        files.remove_unfinished(checkpoint_dir)     # left if the run was killed mid-write
         if checkpoint.exists():
             start, history, best = load_checkpoint(checkpoint, model, optimizer, plan,
                                                    epoch_lrs)
+    def out_of_patience(epoch):
+        """Early stopping's rule after ``epoch``: ``early_stopping`` epochs without a better
+        validation accuracy."""
+        return early_stopping is not None and epoch - best["epoch"] >= early_stopping
+
     for epoch in range(start, epochs):
-        if best["epoch"] >= 0 and early_stopping is not None \
-                and epoch - best["epoch"] > early_stopping:
-            break                                   # a resumed run that had already stopped
+        if epoch > 0 and out_of_patience(epoch - 1):
+            break           # checked before the epoch, so a resumed run that had stopped stays so
         began = time.perf_counter()
         epoch_lr = epoch_lrs[epoch]
         optimizer.lr = epoch_lr
         rng_seed = epoch_seed(seed, epoch)
         order = np.random.default_rng(rng_seed).permutation(len(x))
-        dropout_rng = new_rng(rng_seed, array_module_of(model))
+        dropout_rng = new_rng(rng_seed, array_module_on(device))
         total_loss, correct = 0.0, 0
         batches = range(0, len(x), batch_size)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_bar,
@@ -139,7 +134,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
             correct += int((logits.argmax(axis=1) == yb).sum())
             bar.set_postfix(loss=f"{loss:.4f}")
         optimizer.lr = epoch_lr                     # the rate of the epoch, warm-up or not
-        val_loss, val_accuracy = evaluate(model, *validation) if validation else (None, None)
+        val_loss, val_accuracy = (loss_and_accuracy(model, *validation) if validation
+                                  else (None, None))
         for key, value in (("epoch", epoch + 1), ("lr", optimizer.lr),
                            ("loss", total_loss / len(x)), ("accuracy", correct / len(x)),
                            ("val_loss", val_loss), ("val_accuracy", val_accuracy),
@@ -151,8 +147,6 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
             best = {"accuracy": val_accuracy, "epoch": epoch, "weights": io.weights(model)}
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, plan, epoch, history, best)
-        if early_stopping is not None and epoch - best["epoch"] >= early_stopping:
-            break
     if early_stopping is not None and best["weights"] is not None:
         io.set_weights(model, best["weights"])
     return history
@@ -180,7 +174,7 @@ def save_checkpoint(path, model, optimizer, plan, epoch, history, best):
             "best": {"accuracy": best["accuracy"], "epoch": best["epoch"]},
             "architecture": io.architecture(model)}
     arrays["meta"] = np.array(json.dumps(meta))
-    io.atomic_savez(path, arrays)
+    files.atomic_write(path, arrays)
 
 
 def load_checkpoint(path, model, optimizer, plan, epoch_lrs):
@@ -217,13 +211,14 @@ def load_checkpoint(path, model, optimizer, plan, epoch_lrs):
     return meta["epoch"] + 1, meta["history"], best
 
 
-def fit_recipe(model, recipe, train_data, epochs=None, **options):
-    """``fit`` with a training recipe such as ``nnscratch.zoo.RECIPES[name]``: its optimizer,
-    learning rate, momentum, weight decay, batch size, schedule, warm-up and epochs.
-    ``options`` go to ``fit`` (validation, seed, checkpoint_dir, ...)."""
-    epochs = epochs or recipe["epochs"]
-    optimizer = make_optimizer(model, recipe["optimizer"], recipe["lr"],
-                               recipe.get("momentum", 0.0), recipe.get("weight_decay", 0.0))
-    return fit(model, optimizer, train_data, epochs, batch_size=recipe["batch_size"],
-               schedule=make_schedule(recipe.get("schedule"), epochs),
-               warmup_steps=recipe.get("warmup_steps", 0), **options)
+def fit_recipe(model, recipe, train_data, **options):
+    """``fit`` with a training recipe, a ``nnscratch.zoo.Recipe`` such as
+    ``zoo.RECIPES[name]``: its optimizer, learning rate, momentum, weight decay, batch size,
+    schedule, warm-up and epochs (for other epochs, pass
+    ``dataclasses.replace(recipe, epochs=...)``). ``options`` go to ``fit`` (validation,
+    seed, checkpoint_dir, ...)."""
+    optimizer = make_optimizer(model, recipe.optimizer, recipe.lr, recipe.momentum,
+                               recipe.weight_decay)
+    return fit(model, optimizer, train_data, recipe.epochs, batch_size=recipe.batch_size,
+               schedule=make_schedule(recipe.schedule, recipe.epochs),
+               warmup_steps=recipe.warmup_steps, **options)

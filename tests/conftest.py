@@ -26,7 +26,3 @@ def xp(request, monkeypatch):
         pytest.skip("CuPy with a GPU is not available")
     return backend.cupy
 
-
-def device_of_module(xp):
-    """The device name ``model.to`` expects for arrays of module ``xp``."""
-    return "cpu" if xp is np else "gpu"

@@ -1,18 +1,21 @@
 """The model interface: input gradients, Jacobians and feature taps against finite differences
-and against each other; MC dropout; what the interface must leave alone; bad input."""
+and against each other; MC dropout; what the interface must leave alone; bad input. The
+interface tests run on ``Sequential`` and on a wrapper written here in a few lines, which gets
+the whole interface from the three per-batch methods of ``Model``."""
+
+import math
 
 import numpy as np
 import pytest
 
-from conftest import device_of_module
 from nnscratch import backend, zoo
-from nnscratch.backend import to_numpy
+from nnscratch.backend import device_of, to_numpy
 from nnscratch.gradcheck import (GradientComparison, assert_gradients_close, check_feature_gradient,
                                  check_jacobian, check_logit_gradient, check_loss_gradient,
                                  numerical_gradient)
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Tanh
 from nnscratch.losses import softmax_cross_entropy
-from nnscratch.model import Sequential
+from nnscratch.model import Model, Sequential
 from nnscratch.ops import softmax
 
 
@@ -22,7 +25,42 @@ def small_model(xp, dtype=np.float64, dropout=0.0):
     model = Sequential([Conv2D(2, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
                         Dropout(dropout), Flatten(), Dense(3 * 3 * 4, 6, rng=rng), Tanh(),
                         Dense(6, 4, rng=rng)], input_shape=(2, 7, 8), batch_size=2)
-    return model.astype(dtype).to(device_of_module(xp))
+    return model.astype(dtype).to(device_of(xp.zeros(0)))
+
+
+class AfterLinearMap(Model):
+    """``model`` applied to M x (x flattened): the model interface from three short methods.
+    pullback: d(sum g * out)/dx = M^T (d(sum g * out)/d(Mx))."""
+
+    def __init__(self, model, matrix):
+        self.model, self.matrix = model, matrix
+        self.input_shape, self.batch_size = model.input_shape, 2
+
+    def transform(self, x, matrix):
+        flat = x.reshape(len(x), math.prod(x.shape[1:]))
+        return (flat @ matrix.astype(x.dtype, copy=False)).reshape(x.shape)
+
+    def batch_logits(self, x, rng=None):
+        return self.model.batch_logits(self.transform(x, self.matrix.T), rng)
+
+    def batch_features(self, x, names):
+        return self.model.batch_features(self.transform(x, self.matrix.T), names)
+
+    def batch_vjp(self, x, rng=None, tap=None):
+        out, pullback = self.model.batch_vjp(self.transform(x, self.matrix.T), rng, tap)
+        return out, lambda g: self.transform(pullback(g), self.matrix)
+
+    device = property(lambda self: self.model.device)
+
+
+def wrapped_model(xp, dtype=np.float64, dropout=0.0):
+    matrix = np.random.default_rng(4).standard_normal((2 * 7 * 8, 2 * 7 * 8)) / 10
+    return AfterLinearMap(small_model(xp, dtype, dropout), xp.asarray(matrix.astype(dtype)))
+
+
+@pytest.fixture(params=[small_model, wrapped_model], ids=["sequential", "wrapped"])
+def make_model(request):
+    return request.param
 
 
 def inputs(xp, n=3, dtype=np.float64, seed=1):
@@ -33,34 +71,34 @@ def labels(xp, n=3):
     return xp.asarray(np.arange(n) % 4)
 
 
-def test_loss_gradient_matches_finite_differences(xp):
-    model = small_model(xp)
+def test_loss_gradient_matches_finite_differences(xp, make_model):
+    model = make_model(xp)
     assert_gradients_close(check_loss_gradient(model, inputs(xp), labels(xp)))
 
 
-def test_logit_gradient_matches_finite_differences(xp):
-    model = small_model(xp)
+def test_logit_gradient_matches_finite_differences(xp, make_model):
+    model = make_model(xp)
     w = xp.asarray(np.random.default_rng(2).standard_normal((3, 4)))
     assert_gradients_close(check_logit_gradient(model, inputs(xp), w))
 
 
-def test_jacobian_matches_finite_differences(xp):
-    assert_gradients_close(check_jacobian(small_model(xp), inputs(xp)))
+def test_jacobian_matches_finite_differences(xp, make_model):
+    assert_gradients_close(check_jacobian(make_model(xp), inputs(xp)))
 
 
 @pytest.mark.parametrize("tap", ["relu_1", "maxpool2d_1", "tanh_1"])
-def test_feature_gradient_matches_finite_differences(xp, tap):
-    model = small_model(xp)
+def test_feature_gradient_matches_finite_differences(xp, make_model, tap):
+    model = make_model(xp)
     x = inputs(xp)
     shape = model.features(x, [tap])[tap].shape
     w = xp.asarray(np.random.default_rng(3).standard_normal(shape))
     assert_gradients_close(check_feature_gradient(model, x, tap, w))
 
 
-def test_gradients_agree_with_each_other(xp):
+def test_gradients_agree_with_each_other(xp, make_model):
     """A Jacobian row is logit_gradient with a one-hot weight; loss_gradient is
     logit_gradient with w = softmax - onehot."""
-    model, x, y = small_model(xp), inputs(xp), labels(xp)
+    model, x, y = make_model(xp), inputs(xp), labels(xp)
     jac = model.jacobian(x)
     assert jac.shape == (3, 4, 2, 7, 8)
     for k in range(4):
@@ -76,9 +114,9 @@ def test_gradients_agree_with_each_other(xp):
     np.testing.assert_allclose(to_numpy(losses), to_numpy(softmax_cross_entropy(logits, y)[0]))
 
 
-def test_each_image_gets_the_gradient_of_its_own_loss(xp):
+def test_each_image_gets_the_gradient_of_its_own_loss(xp, make_model):
     """Batching (batch_size=2 splits 5 images) and neighbours do not change a sample's gradient."""
-    model, x, y = small_model(xp), inputs(xp, 5), labels(xp, 5)
+    model, x, y = make_model(xp), inputs(xp, 5), labels(xp, 5)
     _, together = model.loss_gradient(x, y)
     for i in range(5):
         _, alone = model.loss_gradient(x[i:i + 1], y[i:i + 1])
@@ -114,8 +152,8 @@ def test_interface_never_touches_parameter_gradients(xp):
         np.testing.assert_array_equal(to_numpy(p), w)
 
 
-def test_mc_dropout(xp):
-    model, x, y = small_model(xp, dropout=0.5), inputs(xp), labels(xp)
+def test_mc_dropout(xp, make_model):
+    model, x, y = make_model(xp, dropout=0.5), inputs(xp), labels(xp)
     eval_logits = to_numpy(model.logits(x))
     samples = model.mc_logits(x, 4, seed=5)
     assert samples.shape == (4, 3, 4)
@@ -128,19 +166,18 @@ def test_mc_dropout(xp):
     assert not np.allclose(to_numpy(mc_grad), to_numpy(model.loss_gradient(x, y)[1]))
 
 
-def test_features_are_the_activations_of_the_named_layers(xp):
-    model, x = small_model(xp), inputs(xp, 5)
-    taps = model.features(x, ["relu_1", "dense_1"])
-    assert set(taps) == {"relu_1", "dense_1"}
-    np.testing.assert_allclose(to_numpy(taps["dense_1"]),
-                               to_numpy(model.forward(x, until="dense_1")), rtol=1e-12)
+def test_features_are_the_activations_of_the_named_layers(xp, make_model):
+    model, x = make_model(xp), inputs(xp, 5)
+    taps = model.features(x, ["relu_1", "dense_2"])
+    assert set(taps) == {"relu_1", "dense_2"}
+    np.testing.assert_allclose(to_numpy(taps["dense_2"]), to_numpy(model.logits(x)), rtol=1e-12)
     assert taps["relu_1"].shape == (5, 3, 7, 8)
     with pytest.raises(KeyError, match="no layer named 'nope'"):
         model.features(x, ["nope"])
 
 
-def test_float32_stays_float32(xp):
-    model = small_model(xp, np.float32, dropout=0.5)
+def test_float32_stays_float32(xp, make_model):
+    model = make_model(xp, np.float32, dropout=0.5)
     x, y = inputs(xp, dtype=np.float32), labels(xp)
     assert model.logits(x).dtype == np.float32
     assert model.predict_proba(x).dtype == np.float32
@@ -148,7 +185,12 @@ def test_float32_stays_float32(xp):
     assert losses.dtype == np.float32 and grad.dtype == np.float32
     assert model.jacobian(x).dtype == np.float32
     assert model.mc_logits(x, 2).dtype == np.float32
-    model.compute_gradients(x, y, rng=xp.random.default_rng(0))
+    assert model.features(x, "relu_1")["relu_1"].dtype == np.float32
+
+
+def test_float32_training_step_stays_float32(xp):
+    model = small_model(xp, np.float32, dropout=0.5)
+    model.compute_gradients(inputs(xp, dtype=np.float32), labels(xp), xp.random.default_rng(0))
     assert all(g.dtype == np.float32 for _, _, g in model.parameters())
 
 
@@ -164,8 +206,8 @@ def test_inputs_are_not_modified(xp):
         np.testing.assert_array_equal(to_numpy(array), copy)
 
 
-def test_empty_batch(xp):
-    model = small_model(xp, np.float32)
+def test_empty_batch(xp, make_model):
+    model = make_model(xp, np.float32)
     x = xp.zeros((0, 2, 7, 8), dtype=np.float32)
     assert model.logits(x).shape == (0, 4)
     assert model.predict(x).shape == (0,)

@@ -4,7 +4,7 @@ import numpy as np
 
 from nnscratch.backend import get_array_module
 from nnscratch.layers.base import Layer, glorot_uniform
-from nnscratch.ops import col2im, conv_output_size, im2col, pad_hw, unpad_hw
+from nnscratch.ops import batch_slices, col2im, conv_output_size, im2col, pad_hw, unpad_hw
 
 GROUP_BYTES = 4 * 2 ** 20
 
@@ -51,6 +51,9 @@ class Conv2D(Layer):
     are still in cache when they are multiplied; backward rebuilds them instead of caching
     them. With ``input_grad=False`` (the first layer of a network in training, whose input
     needs no gradient) backward skips dL/dx and returns None.
+
+    The same convolution as seven plain loops, one output element at a time, is
+    ``tests/reference.py``'s ``conv2d``: read it first, and the tests check this one against it.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
@@ -88,11 +91,10 @@ class Conv2D(Layer):
         channels is 110 MiB, and copying it through main memory costs more than the product).
         On a GPU, one group: there large products are what is fast."""
         if xp is not np:
-            return [slice(0, n)]
+            return batch_slices(n, max(n, 1))
         kh, kw = self.kernel_size
         row_bytes = ho * wo * kh * kw * self.in_channels * self.params["W"].itemsize
-        size = max(1, GROUP_BYTES // max(row_bytes, 1))
-        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+        return batch_slices(n, max(1, GROUP_BYTES // max(row_bytes, 1)))
 
     def weight_matrix(self):
         """W (O, C, kh, kw) as the (kh*kw*C, O) matrix that multiplies im2col's columns."""
@@ -107,8 +109,7 @@ class Conv2D(Layer):
         o, c = self.out_channels, self.in_channels
         x_pad = pad_hw(x.transpose(0, 2, 3, 1), self.pads)              # (N, Hp, Wp, C)
         n, hp, wp, _ = x_pad.shape
-        ho = conv_output_size(hp, kh, self.stride, 0, 0)
-        wo = conv_output_size(wp, kw, self.stride, 0, 0)
+        ho, wo = conv_output_size(hp, kh, self.stride), conv_output_size(wp, kw, self.stride)
         weights = self.weight_matrix()                                  # (kh*kw*C, O)
         y = xp.empty((n, ho, wo, o), dtype=x.dtype)                      # channels-last
         for group in self.image_groups(xp, n, ho, wo):

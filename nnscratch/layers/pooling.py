@@ -4,6 +4,9 @@ A window of output position (p, q) covers input rows p*s .. p*s + k - 1. For a f
 (i, j) inside the window, ``x[:, :, i::s, j::s]`` (cut to H' x W') holds that element of every
 window at once, so pooling is k*k elementwise operations on whole sub-grids: no reshape, no
 copy of the input, and it works whatever the memory layout of x.
+
+Windows are square (one int ``kernel_size``, one int ``stride``): every network of the five
+studies pools so, and a pair would add code none of them runs.
 """
 
 from nnscratch.backend import get_array_module
@@ -14,8 +17,12 @@ from nnscratch.ops import conv_output_size, window_slice
 class _Pool2D(Layer):
     def __init__(self, kernel_size=2, stride=None, name=None):
         super().__init__(name)
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
+        stride = kernel_size if stride is None else stride
+        for what, value in (("kernel_size", kernel_size), ("stride", stride)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {what} must be a positive int, "
+                                 f"got {value!r}")
+        self.kernel_size, self.stride = kernel_size, stride
 
     def config(self):
         return {"kernel_size": self.kernel_size, "stride": self.stride}
@@ -23,8 +30,7 @@ class _Pool2D(Layer):
     def offsets(self, x):
         """Index of the sub-grid of x (N, C, H, W) at every window offset, in row-major order."""
         k, s = self.kernel_size, self.stride
-        ho = conv_output_size(x.shape[2], k, s, 0, 0)
-        wo = conv_output_size(x.shape[3], k, s, 0, 0)
+        ho, wo = conv_output_size(x.shape[2], k, s), conv_output_size(x.shape[3], k, s)
         for i in range(k):
             for j in range(k):
                 yield (slice(None), slice(None), window_slice(i, ho, s), window_slice(j, wo, s))
@@ -49,12 +55,12 @@ class MaxPool2D(_Pool2D):
         y = x[next(grids)].copy(order="K")    # keep x's memory layout (channels-last after a conv)
         for grid in grids:
             xp.maximum(y, x[grid], out=y)
-        self._cache = (x, y)
+        self._x, self._y = x, y
         return y
 
     def backward(self, grad_y, param_grads=True, input_grad=True):
         xp = get_array_module(grad_y)
-        x, y = self._cache
+        x, y = self._x, self._y
         grad_x = xp.zeros_like(x, dtype=grad_y.dtype)   # keeps x's memory layout
         disjoint = self.stride >= self.kernel_size      # no input in two windows
         routed = None                               # windows whose maximum was already found
