@@ -115,7 +115,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import nnscratch  # noqa: E402
-from nnscratch import backend, layers, zoo  # noqa: E402
+from nnscratch import backend, files, layers, zoo  # noqa: E402
 from nnscratch.losses import softmax_cross_entropy  # noqa: E402
 from nnscratch.optim import SGD  # noqa: E402
 
@@ -598,8 +598,7 @@ def main(argv=None):
 
 
 def write_json(path, content):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, default=str) + "\n")
+    files.atomic_write(path, json.dumps(content, indent=2, default=str) + "\n")
     print(f"\nwritten to {path}")
 
 

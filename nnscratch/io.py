@@ -13,12 +13,10 @@ exactly the parameters the architecture needs, with the right shapes, before usi
 """
 
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from nnscratch import files
 from nnscratch import layers as layer_types
 from nnscratch.backend import to_numpy
 from nnscratch.model import Sequential
@@ -40,40 +38,11 @@ def weights(model):
     return {name: to_numpy(value).copy() for name, value, _ in model.parameters()}
 
 
-def atomic_savez(path, arrays):
-    """``np.savez(path, **arrays)`` through a temporary file and a rename, so that a reader (or
-    a run killed mid-write) never sees half a file: ``path`` holds the old content or the new.
-    A process killed by SIGKILL mid-write leaves its ``.NAME.*.tmp`` beside ``path``; nothing
-    reads it, and ``remove_unfinished_writes`` deletes it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; give the file ordinary rights
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def remove_unfinished_writes(path):
-    """Delete the temporary files left beside ``path`` by ``atomic_savez`` calls that a kill
-    cut short. Call it only when no process is writing ``path``."""
-    path = Path(path)
-    for unfinished in path.parent.glob(f".{path.name}.*.tmp"):
-        unfinished.unlink()
-
-
 def save(model, path):
-    """Write ``model`` to ``path`` (a .npz file), atomically."""
+    """Write ``model`` to ``path`` (a .npz file), atomically; returns ``path`` as a Path."""
     arrays = weights(model)
     arrays["architecture"] = np.array(json.dumps(architecture(model)))
-    return atomic_savez(path, arrays)
+    return files.atomic_write(path, arrays)
 
 
 def build_from_architecture(spec):

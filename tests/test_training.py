@@ -217,7 +217,7 @@ def test_resume_may_train_longer_at_a_constant_rate(digits, tmp_path):
     model = digits_model()
     fit(model, SGD(model, 0.1), (x[:64], y[:64]), epochs=2, batch_size=16,
         checkpoint_dir=tmp_path, progress=False)
-    debris = tmp_path / f".{CHECKPOINT}.kill.tmp"       # a write that a kill cut short
+    debris = tmp_path / f".{CHECKPOINT}.0badc0de.tmp"   # a write that a kill cut short
     debris.write_bytes(b"PK\x03")
     history = fit(model, SGD(model, 0.1), (x[:64], y[:64]), epochs=4, batch_size=16,
                   checkpoint_dir=tmp_path, resume=True, progress=False)

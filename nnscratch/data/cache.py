@@ -9,21 +9,22 @@ beside ``NAME.npz.sha256``, a sidecar in ``sha256sum`` format (so ``sha256sum -c
 cache folder too). The sidecar is written only after the data passed its source's checks
 (official SHA-256 sums), so "verified" means: this file is byte for byte what was checked then.
 A dataset whose sidecar is missing or disagrees is never used: ``open_arrays`` raises.
-Every write goes to a temporary file in the same folder and is moved into place with
-``os.replace``, so a crash never leaves a half-written dataset under its real name.
+Every write goes through ``nnscratch.files`` (a hidden temporary moved into place), so a crash
+never leaves a half-written dataset under its real name; what a killed fetch leaves (that
+temporary, or its download folder ``.NAME.fetch.XXXXXXXX.tmp``) the next fetch of NAME removes.
 """
 
 import contextlib
 import hashlib
 import os
-import secrets
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-# The datasets that live in the cache (digits ships inside scikit-learn and never does).
-NAMES = ("mnist", "fashion-mnist", "cifar10")
+from nnscratch import files
+
+# The datasets fetched into the cache (digits ships inside scikit-learn and never is).
+FETCHABLE = ("mnist", "fashion-mnist", "cifar10")
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -57,46 +58,37 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_write(path):
-    """Open a binary file that becomes ``path`` only if the ``with`` block succeeds.
-
-    The temporary file is a hidden sibling of ``path``: on the same file system, so
-    ``os.replace`` is atomic. On any error it is removed and the error goes on. (Not
-    ``tempfile.mkstemp``: its files are private to the user whatever the umask says.)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _workspace_name(name):
+    """What the download folders of a fetch of ``name`` are temporaries of: ``NAME.fetch``."""
+    return f"{name}.fetch"
 
 
 @contextlib.contextmanager
-def workspace():
-    """A temporary folder inside the cache for downloads and extraction, removed afterwards."""
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".fetch-") as tmp:
-        yield Path(tmp)
+def workspace(name):
+    """A folder inside the cache for the downloads of a fetch of dataset ``name``, removed
+    afterwards (``files.scratch_dir``; a kill leaves it to ``remove_unfinished``)."""
+    with files.scratch_dir(cache_dir() / _workspace_name(name)) as scratch:
+        yield scratch
+
+
+def remove_unfinished(name):
+    """Delete what killed fetches of dataset ``name`` left in the cache (a half-written .npz or
+    sidecar, a download folder); returns the paths removed. Only ``name``'s, so that fetches
+    of other datasets may run at the same time."""
+    path = dataset_path(name)
+    return files.remove_unfinished(cache_dir(), targets=[path.name, _sidecar(path).name,
+                                                         _workspace_name(name)])
 
 
 def save(name, arrays):
     """Write ``arrays`` (dict of uint8 arrays, layout above) as dataset ``name``; returns its path.
 
     Call this only with data that passed its checks: the sidecar it writes is what marks the
-    file verified.
+    file verified. The .npz is uncompressed: it loads in a fraction of a second.
     """
     path = dataset_path(name)
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)   # uncompressed: loads in a fraction of a second
-    with atomic_write(_sidecar(path)) as f:
-        f.write(f"{sha256_file(path)}  {path.name}\n".encode())
+    files.atomic_write(path, arrays)
+    files.atomic_write(_sidecar(path), f"{sha256_file(path)}  {path.name}\n")
     return path
 
 
@@ -130,7 +122,7 @@ def open_arrays(name, fetch_hint):
 def cached():
     """[(name, path, size_bytes, verified)] for each dataset present in the cache."""
     listing = []
-    for name in NAMES:
+    for name in FETCHABLE:
         path = dataset_path(name)
         if path.exists():
             listing.append((name, path, path.stat().st_size, is_verified(path)))

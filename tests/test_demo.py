@@ -1,0 +1,75 @@
+"""nnscratch.demo's report folder: written whole, and never at the cost of a user's files."""
+
+import json
+
+import pytest
+
+from nnscratch import demo
+
+
+def contents(folder):
+    """{name: bytes, or None for a folder} of what is directly in ``folder``: to show it is
+    left as it was."""
+    return {p.name: None if p.is_dir() else p.read_bytes() for p in folder.iterdir()}
+
+
+def earlier_report(folder):
+    """A folder holding what an earlier demo wrote (stand-ins with the demo's file names)."""
+    folder.mkdir()
+    for name in demo.REPORT_FILES:
+        (folder / name).write_bytes(b"from an earlier demo")
+    return folder
+
+
+def test_an_earlier_report_is_replaced(tmp_path):
+    out = earlier_report(tmp_path / "demo")
+    report = demo.run(out=out, epochs=1, seed=3, progress=False)
+    assert sorted(contents(out)) == sorted(demo.REPORT_FILES)
+    assert json.loads((out / "report.json").read_text())["seed"] == report["seed"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]     # no staging, no old folder
+
+
+@pytest.mark.parametrize("user_entry", ["notes.txt", "model.npz.bak", "figures/"])
+def test_a_folder_with_anything_else_is_refused_and_left_as_it_was(tmp_path, user_entry):
+    out = earlier_report(tmp_path / "demo")
+    if user_entry.endswith("/"):
+        (out / user_entry).mkdir()
+    else:
+        (out / user_entry).write_text("the user's")
+    before = contents(out)
+    with pytest.raises(ValueError) as error:
+        demo.run(out=out, epochs=1, progress=False)
+    message = str(error.value)
+    assert str(out) in message and user_entry.rstrip("/") in message and "--out" in message
+    assert contents(out) == before
+
+
+def test_a_report_name_that_is_not_a_file_is_refused(tmp_path):
+    out = tmp_path / "demo"
+    (out / "report.json").mkdir(parents=True)
+    with pytest.raises(ValueError, match="report.json"):
+        demo.run(out=out, epochs=1, progress=False)
+    assert (out / "report.json").is_dir()
+
+
+def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
+    out = tmp_path / "demo"
+    out.write_text("the user's")
+    with pytest.raises(ValueError, match="not a folder"):
+        demo.run(out=out, epochs=1, progress=False)
+    assert out.read_text() == "the user's"
+
+
+def test_files_that_appear_during_training_stop_the_replacement(tmp_path, monkeypatch):
+    out = earlier_report(tmp_path / "demo")
+    draw = demo.plots.training_curves
+
+    def user_saves_a_file_meanwhile(history, path):
+        (out / "notes.txt").write_text("the user's")
+        return draw(history, path)
+    monkeypatch.setattr(demo.plots, "training_curves", user_saves_a_file_meanwhile)
+    with pytest.raises(ValueError, match="notes.txt"):
+        demo.run(out=out, epochs=1, progress=False)
+    assert sorted(contents(out)) == sorted([*demo.REPORT_FILES, "notes.txt"])
+    assert (out / "report.json").read_bytes() == b"from an earlier demo"
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
