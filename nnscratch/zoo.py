@@ -1,10 +1,17 @@
-"""The five studies' networks, by name: ``build(name, seed=0, **options) -> Sequential``.
+"""The five studies' networks and their training recipes, by name.
+
+::
+
+    model = build(name, seed=0, **options)     a Sequential; options: input_shape, num_classes
+                                               and those in OPTIONS[name]
+    recipe = RECIPES[name]                     a Recipe, for training.fit_recipe
 
 Every builder takes ``input_shape`` (C, H, W) and ``num_classes`` with the paper's defaults,
 and ``seed``, which fixes the initial weights. Where a paper leaves a choice open, the
 builder's docstring says what we chose.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,12 +21,11 @@ from nnscratch.model import Sequential
 
 
 def _flat_size(trunk, input_shape):
-    """Width of the vector the convolutional trunk hands to the first Dense layer, found by
-    running an empty batch through it."""
-    h = np.zeros((0,) + tuple(input_shape), dtype=np.float32)
-    for layer in trunk:
-        h = layer.forward(h)
-    return math.prod(h.shape[1:])
+    """Width of the vector the convolutional trunk hands to the first Dense layer.
+
+    ``Sequential.layer_shapes`` finds it; the trunk's layers get the names they will keep in
+    the whole network, of which the trunk is the first part."""
+    return math.prod(Sequential(trunk, input_shape=input_shape).layer_shapes()[-1])
 
 
 def lenet(seed=0, input_shape=(1, 28, 28), num_classes=10, dropout=None, blur_sigma=None):
@@ -36,12 +42,14 @@ def lenet(seed=0, input_shape=(1, 28, 28), num_classes=10, dropout=None, blur_si
         return ([GaussianBlur(blur_sigma)] if blur_sigma else []) + [MaxPool2D(2)]
 
     trunk = [Conv2D(input_shape[0], 20, 5, rng=rng), *pool(), Conv2D(20, 50, 5, rng=rng), *pool()]
-    def drop():
-        return [Dropout(dropout)] if dropout else []
-
-    return Sequential(trunk + drop() + [
-        Flatten(), Dense(_flat_size(trunk, input_shape), 500, rng=rng), ReLU(), *drop(),
-        Dense(500, num_classes, rng=rng)], input_shape=input_shape)
+    flat_size = _flat_size(trunk, input_shape)
+    if dropout:
+        return Sequential(trunk + [
+            Dropout(dropout), Flatten(), Dense(flat_size, 500, rng=rng), ReLU(), Dropout(dropout),
+            Dense(500, num_classes, rng=rng)], input_shape=input_shape)
+    return Sequential(trunk + [
+        Flatten(), Dense(flat_size, 500, rng=rng), ReLU(), Dense(500, num_classes, rng=rng)],
+        input_shape=input_shape)
 
 
 def feinman_cnn(seed=0, input_shape=(1, 28, 28), num_classes=10):
@@ -140,6 +148,80 @@ BUILDERS = {"lenet": lenet, "feinman_cnn": feinman_cnn, "mnist_cnn_harms": mnist
             "cifar_cnn_harms": cifar_cnn_harms, "dnr_cnn": dnr_cnn, "binary_cnn": binary_cnn,
             "small_cnn": small_cnn}
 
+# The options of each network beyond input_shape and num_classes, which all take.
+OPTIONS = {"lenet": ("dropout", "blur_sigma"), "feinman_cnn": (), "mnist_cnn_harms": (),
+           "cifar_cnn_harms": (), "dnr_cnn": ("dropout",), "binary_cnn": (), "small_cnn": ()}
+
+
+def build(name, seed=0, **options):
+    """The network ``name`` (one of ``BUILDERS``) with initial weights fixed by ``seed``.
+
+    options: ``input_shape`` (C, H, W), ``num_classes`` (at least 2) and those the network
+    lists in ``OPTIONS``; any other is refused, naming it."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
+    for option in options:
+        if option not in ("input_shape", "num_classes") + OPTIONS[name]:
+            takes = ", ".join(OPTIONS[name]) or "none"
+            raise ValueError(f"{option!r} is not an option of {name} (its own options: "
+                             f"{takes}; all networks take input_shape and num_classes)")
+    if "num_classes" in options and options["num_classes"] < 2:
+        raise ValueError(f"num_classes must be at least 2, got {options['num_classes']}: a "
+                         "softmax over one class always says 1")
+    return BUILDERS[name](seed=seed, **options)
+
+
+OPTIMIZERS = ("sgd", "adam")        # those optim.make_optimizer builds
+SCHEDULES = (None, "cosine")        # those optim.make_schedule builds (None: a constant rate)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a network is trained: what ``training.fit_recipe`` needs besides model and data.
+
+    optimizer     "sgd" or "adam" (PyTorch's update rules, ``nnscratch.optim``)
+    lr            the base learning rate: positive and finite
+    batch_size    images per step
+    epochs        passes over the training set (the schedule spans them all)
+    momentum      SGD's momentum, 0 for none; Adam has none
+    weight_decay  L2 penalty: ``weight_decay * p`` added to each parameter's gradient
+    schedule      None (a constant rate) or "cosine" (a half cosine from lr towards 0)
+    warmup_steps  the rate rises linearly to lr over the first steps (0: no warm-up)
+
+    Checked when made, ``dataclasses.replace(recipe, lr=...)`` included: a bad value raises a
+    ValueError that names its field, before any training starts.
+    """
+
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str | None = None
+    warmup_steps: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be positive and finite, got {self.lr}")
+        for field in ("batch_size", "epochs"):
+            value = getattr(self, field)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+        for field in ("momentum", "weight_decay"):
+            value = getattr(self, field)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{field} must be >= 0 and finite, got {value}")
+        if self.optimizer == "adam" and self.momentum != 0:
+            raise ValueError(f"momentum is an SGD option; Adam has none (got {self.momentum})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+
+
 # How each network is trained: the paper's recipe where it gives one, else our choice (noted).
 # lenet: Caffe's lenet_solver (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 64); Caffe
 #   decays the rate with its "inv" policy, we with a cosine over the epochs (a constant rate
@@ -155,22 +237,15 @@ BUILDERS = {"lenet": lenet, "feinman_cnn": feinman_cnn, "mnist_cnn_harms": mnist
 # small_cnn (the demo): Adam 0.005 with a cosine over 30 epochs: 97.5-98.6% on digits' test
 #   split over seeds 0-2, where a constant rate for 15 epochs gave 96.4-98.1%.
 RECIPES = {
-    "lenet": {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-              "batch_size": 64, "epochs": 12, "schedule": "cosine"},
-    "dnr_cnn": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-                "batch_size": 128, "epochs": 15, "warmup_steps": 300, "schedule": "cosine"},
-    "mnist_cnn_harms": {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 12},
-    "feinman_cnn": {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 20,
-                    "schedule": "cosine"},
-    "binary_cnn": {"optimizer": "adam", "lr": 0.001, "batch_size": 64, "epochs": 5},
-    "cifar_cnn_harms": {"optimizer": "adam", "lr": 0.001, "batch_size": 128, "epochs": 30},
-    "small_cnn": {"optimizer": "adam", "lr": 0.005, "batch_size": 32, "epochs": 30,
-                  "schedule": "cosine"},
+    "lenet": Recipe(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=64,
+                    epochs=12, schedule="cosine"),
+    "dnr_cnn": Recipe(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, batch_size=128,
+                      epochs=15, warmup_steps=300, schedule="cosine"),
+    "mnist_cnn_harms": Recipe(optimizer="adam", lr=0.001, batch_size=128, epochs=12),
+    "feinman_cnn": Recipe(optimizer="adam", lr=0.001, batch_size=128, epochs=20,
+                          schedule="cosine"),
+    "binary_cnn": Recipe(optimizer="adam", lr=0.001, batch_size=64, epochs=5),
+    "cifar_cnn_harms": Recipe(optimizer="adam", lr=0.001, batch_size=128, epochs=30),
+    "small_cnn": Recipe(optimizer="adam", lr=0.005, batch_size=32, epochs=30,
+                        schedule="cosine"),
 }
-
-
-def build(name, seed=0, **options):
-    """The network ``name`` (one of ``BUILDERS``) with initial weights fixed by ``seed``."""
-    if name not in BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
-    return BUILDERS[name](seed=seed, **options)

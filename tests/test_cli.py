@@ -1,15 +1,24 @@
 """The nnscratch command, end to end on the embedded digits (no download)."""
 
+import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 
-from nnscratch import cli, io, zoo
+from nnscratch import catalog, cli, data, demo, io, zoo
 
 
 @pytest.fixture(autouse=True)
 def empty_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NNSCRATCH_DATA", str(tmp_path / "cache"))
+
+
+def contents(folder):
+    """Every file under ``folder`` and its bytes: what a refused command must leave alone."""
+    return {path.relative_to(folder): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def test_info(capsys):
@@ -18,9 +27,33 @@ def test_info(capsys):
     assert "nnscratch" in text and "numpy" in text and "GPU backend" in text
 
 
+def modules_loaded_by(argv):
+    """The modules a fresh interpreter has loaded after ``cli.main(argv)``."""
+    code = (f"import sys\nfrom nnscratch import cli\n"
+            f"try:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print(' '.join(sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    return set(result.stderr.split())
+
+
+def test_help_and_info_leave_the_heavy_modules_unloaded():
+    heavy = {"matplotlib", "scipy", "sklearn", "tqdm", "nnscratch.zoo", "nnscratch.data"}
+    assert not heavy & modules_loaded_by(["info"])
+    assert not (heavy | {"numpy"}) & modules_loaded_by(["--help"])
+
+
+def test_the_parsers_name_lists_are_those_of_the_modules():
+    assert catalog.NETWORKS == tuple(zoo.BUILDERS)
+    assert catalog.DATASETS == tuple(data.DATASETS) and catalog.SPLITS == tuple(data.SPLITS)
+    assert catalog.FETCHABLE == tuple(data.FETCHABLE)
+    assert catalog.DEMO_DATASETS == tuple(demo.SETTINGS)
+
+
 def test_train_refuses_to_overwrite_then_resumes_and_evaluates(tmp_path, monkeypatch, capsys):
     # at a constant rate a finished run may be resumed for more epochs (not under a schedule)
-    monkeypatch.setitem(zoo.RECIPES, "small_cnn", {**zoo.RECIPES["small_cnn"], "schedule": None})
+    monkeypatch.setitem(zoo.RECIPES, "small_cnn",
+                        dataclasses.replace(zoo.RECIPES["small_cnn"], schedule=None))
     out = tmp_path / "run"
     args = ["train", "--model", "small_cnn", "--dataset", "digits", "--epochs", "2",
             "--limit", "300", "--out", str(out), "--quiet"]
@@ -33,6 +66,7 @@ def test_train_refuses_to_overwrite_then_resumes_and_evaluates(tmp_path, monkeyp
     more = args[:6] + ["3"] + args[7:] + ["--resume"]
     assert cli.main(more) == 0
     assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2, 3]
+    assert json.loads((out / "config.json").read_text())["recipe"]["epochs"] == 3
     capsys.readouterr()
     assert cli.main(["evaluate", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -89,35 +123,66 @@ def small_run(out, *options):
 def test_resume_keeps_the_runs_settings_and_names_those_that_differ(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(small_run(out, "--epochs", "2")) == 0
-    config = (out / "config.json").read_text()
+    assert json.loads((out / "config.json").read_text())["recipe"] == dataclasses.asdict(
+        dataclasses.replace(zoo.RECIPES["small_cnn"], epochs=2))
     assert cli.main(small_run(out, "--resume")) == 0       # --epochs 2 from config.json
     assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2]
+    before = contents(out)
     with pytest.raises(SystemExit, match=r"lr 0\.005 there, 0\.01 now"):
         cli.main(small_run(out, "--resume", "--lr", "0.01"))
-    assert (out / "config.json").read_text() == config
+    for options in (["--lr", "-1"], ["--dropout", "0.5"], ["--batch-size", "0"]):
+        assert cli.main(small_run(out, "--resume", *options)) == 2
+    assert contents(out) == before
+
+
+def test_a_run_whose_config_predates_recipes_is_not_resumed(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"model": "small_cnn", "lr": 0.005}))
+    with pytest.raises(SystemExit, match="written by an earlier nnscratch"):
+        cli.main(small_run(out, "--resume"))
+    assert [p.name for p in out.iterdir()] == ["config.json"]
 
 
 def test_a_resume_refused_by_the_schedule_leaves_the_run_as_it_was(tmp_path, monkeypatch,
                                                                   capsys):
-    monkeypatch.setitem(zoo.RECIPES, "small_cnn", {**zoo.RECIPES["small_cnn"],
-                                                   "schedule": "cosine"})
+    monkeypatch.setitem(zoo.RECIPES, "small_cnn",
+                        dataclasses.replace(zoo.RECIPES["small_cnn"], schedule="cosine"))
     out = tmp_path / "run"
     assert cli.main(small_run(out, "--epochs", "2")) == 0
-    config = (out / "config.json").read_text()
+    before = contents(out)
     assert cli.main(small_run(out, "--resume", "--epochs", "3")) == 2
     assert "another schedule or number of epochs" in capsys.readouterr().err
-    assert (out / "config.json").read_text() == config
+    assert contents(out) == before            # config.json byte-identical, never rewritten
 
 
 @pytest.mark.parametrize("options, message", [
     (["--optimizer", "sgd"], "give its --lr too"),
     (["--momentum", "0.9"], "Adam has none"),
     (["--dropout", "0.5"], "--dropout is not an option of small_cnn"),
+    (["--lr", "-1"], "lr must be positive"),
+    (["--epochs", "0"], "epochs must be a positive integer"),
+    (["--batch-size", "0"], "batch_size must be a positive integer"),
+    (["--weight-decay", "-0.1"], "weight_decay must be >= 0"),
+    (["--limit", "0"], "--limit must be at least 1"),
+    (["--early-stopping", "0"], "--early-stopping must be at least 1"),
+    (["--classes", "3"], "num_classes must be at least 2"),
 ])
 def test_train_options_that_cannot_apply_are_refused(tmp_path, capsys, options, message):
     assert cli.main(small_run(tmp_path / "run", *options)) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_another_optimizer_keeps_only_the_recipes_batch_size_and_epochs():
+    from nnscratch import runs
+    args = cli.build_parser().parse_args(
+        ["train", "--model", "lenet", "--dataset", "mnist", "--out", "x",
+         "--optimizer", "adam", "--lr", "0.001"])
+    lenet = zoo.RECIPES["lenet"]
+    assert runs.run_recipe(args) == zoo.Recipe(optimizer="adam", lr=0.001,
+                                               batch_size=lenet.batch_size,
+                                               epochs=lenet.epochs)
 
 
 def test_bad_paths_are_messages_not_tracebacks(tmp_path, capsys):

@@ -1,4 +1,9 @@
-"""The papers' networks: their shapes, parameter counts, and a short smoke training each."""
+"""The papers' networks: their shapes, parameter counts, options, recipes, and a short smoke
+training each."""
+
+import dataclasses
+import inspect
+import math
 
 import numpy as np
 import pytest
@@ -28,8 +33,9 @@ def test_smoke_training_lowers_the_loss(name):
     x, y = striped_images(192, model.input_shape, classes)
     recipe = zoo.RECIPES[name]
     # the recipe, in small: batches of 64, and a warm-up (if any) of at most 3 of the 9 steps
-    small = dict(recipe, batch_size=64, warmup_steps=min(recipe.get("warmup_steps", 0), 3))
-    history = fit_recipe(model, small, (x, y), epochs=3, progress=False)
+    small = dataclasses.replace(recipe, batch_size=64, epochs=3,
+                                warmup_steps=min(recipe.warmup_steps, 3))
+    history = fit_recipe(model, small, (x, y), progress=False)
     assert history["loss"][-1] < history["loss"][0]
     assert np.isfinite(history["loss"]).all()
 
@@ -55,3 +61,61 @@ def test_paper_options():
     assert zoo.build("cifar_cnn_harms").input_shape == (3, 32, 32)
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         zoo.build("resnet")
+
+
+def test_every_network_states_its_options_and_has_a_recipe():
+    for name, builder in zoo.BUILDERS.items():
+        taken = set(inspect.signature(builder).parameters)
+        assert taken == {"seed", "input_shape", "num_classes", *zoo.OPTIONS[name]}, name
+    assert set(zoo.OPTIONS) == set(zoo.RECIPES) == set(zoo.BUILDERS)
+
+
+@pytest.mark.parametrize("name, option", [("small_cnn", "dropout"), ("dnr_cnn", "blur_sigma"),
+                                          ("lenet", "width")])
+def test_build_refuses_an_option_the_network_does_not_take(name, option):
+    with pytest.raises(ValueError, match=f"'{option}' is not an option of {name}"):
+        zoo.build(name, **{option: 0.5})
+
+
+@pytest.mark.parametrize("num_classes", [1, 0])
+def test_build_refuses_fewer_than_two_classes(num_classes):
+    with pytest.raises(ValueError, match="num_classes must be at least 2"):
+        zoo.build("small_cnn", num_classes=num_classes)
+
+
+def test_the_first_dense_layer_takes_the_trunks_output():
+    # _flat_size: the trunk's output, for other input shapes too
+    model = zoo.build("dnr_cnn", input_shape=(3, 20, 20))
+    assert model.layers[-5].params["W"].shape == (64 * 5 * 5, 200)
+    assert model.layer_shapes()[-1] == (10,)
+    layers = zoo.build("lenet").layers      # names as a single Sequential gives them
+    assert [layer.name for layer in layers][:5] == ["conv2d_1", "maxpool2d_1", "conv2d_2",
+                                                     "maxpool2d_2", "flatten_1"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("optimizer", "rmsprop"), ("lr", 0.0), ("lr", -0.1), ("lr", math.inf), ("lr", math.nan),
+    ("batch_size", 0), ("batch_size", 2.5), ("epochs", 0), ("epochs", -1),
+    ("momentum", -0.9), ("weight_decay", -1e-4), ("weight_decay", math.nan),
+    ("schedule", "step"), ("warmup_steps", -1),
+])
+def test_a_recipe_refuses_a_bad_field_naming_it(field, value):
+    with pytest.raises(ValueError, match=f"^{field} "):
+        dataclasses.replace(zoo.RECIPES["lenet"], **{field: value})
+
+
+def test_a_recipe_refuses_momentum_with_adam():
+    with pytest.raises(ValueError, match="^momentum .*Adam has none"):
+        zoo.Recipe(optimizer="adam", lr=0.001, batch_size=32, epochs=1, momentum=0.9)
+    sgd = zoo.RECIPES["lenet"]
+    assert dataclasses.replace(sgd, optimizer="adam", momentum=0.0).optimizer == "adam"
+
+
+def test_recipes_are_frozen_and_keep_the_papers_values():
+    lenet = zoo.RECIPES["lenet"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lenet.lr = 0.1
+    assert dataclasses.asdict(lenet) == {
+        "optimizer": "sgd", "lr": 0.01, "batch_size": 64, "epochs": 12, "momentum": 0.9,
+        "weight_decay": 5e-4, "schedule": "cosine", "warmup_steps": 0}
+    assert zoo.RECIPES["dnr_cnn"].warmup_steps == 300
