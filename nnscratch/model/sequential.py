@@ -80,7 +80,7 @@ class Sequential(Model):
         return self.forward(x, rng=rng)
 
     def batch_features(self, x, names):
-        last = max(self.index(name) for name in names)
+        last = max((self.index(name) for name in names), default=-1)
         taps = {}
         for layer in self.layers[:last + 1]:
             x = layer.forward(x)
