@@ -5,8 +5,8 @@ Three measurements per network (``lenet`` and ``dnr_cnn`` by default), float32::
     training step      model.compute_gradients(x, y, rng) + SGD(lr 0.01, momentum 0.9).step()
                        vs zero_grad, forward (train mode), cross_entropy, backward, SGD step
     inference          model.logits(x) on 1,000 images (nnscratch batches by model.batch_size)
-                       vs net(x) in eval mode under torch.inference_mode(), one call; PyTorch
-                       fed the same batches is reported beside it, without a target
+                       vs PyTorch in eval mode under torch.inference_mode() fed the same
+                       batches (the target's reference), and in one call (reported beside it)
     input gradient     model.loss_gradient(x, y): d(sum of per-sample losses)/dx, eval mode
                        vs cross_entropy(reduction="sum").backward() with the weights frozen
 
@@ -15,15 +15,27 @@ PyTorch twin of each network (same layers, weights copied over) must give the sa
 the same input gradients, and, with dropout switched off, the same parameter gradients: a
 benchmark of two different computations would be worthless.
 
-The frameworks are timed in turns (nnscratch, PyTorch, nnscratch, PyTorch, ...) after a
-warm-up, so that a burst of load on the machine hits both alike; every measurement reports the
-median of ``--repeats`` calls, its interquartile range and extremes, and the ratio of the
-medians, nnscratch / PyTorch, against the targets in ``TARGETS``.
+Steady state (the default, and what every figure we publish comes from): each framework is
+timed in a process of its own, ``--warmup`` untimed calls then ``--repeats`` consecutive timed
+calls, the way a training loop or an attack runs. The two frameworks' processes alternate over
+``--rounds`` rounds (nnscratch, PyTorch, nnscratch, PyTorch, ...), so a slow phase of the
+machine falls on both. Alternating single calls in one process (``--interleaved``, kept as a
+labelled secondary) flatters nnscratch: between two PyTorch calls NumPy's BLAS runs, PyTorch's
+thread pool goes to sleep, and every PyTorch call pays to wake it.
+
+Every row reports the median over all rounds, its interquartile range and the spread of the
+per-round medians, the ratio of the medians (nnscratch / PyTorch) against the targets in
+``TARGETS``, and the work's rate in GFLOP/s beside the machine's measured float32 matrix-product
+peak (a 1024 x 1024 product in NumPy, same threads). The work counts only the products of the
+convolutions and dense layers: forward 2 N H' W' O kh kw C (conv) and 2 N F_in F_out (dense);
+a training step adds the weight gradients and the input gradients of every layer but the
+first; an input-gradient step adds the input gradients of every layer.
 
 Usage (from the repository root)::
 
     python benchmarks/engine.py                       # CPU, 2 threads, lenet and dnr_cnn
     python benchmarks/engine.py --quick               # a smoke run: fewer repetitions
+    python benchmarks/engine.py --interleaved         # also the alternating single calls
     python benchmarks/engine.py --profile             # where nnscratch's training step spends time
     python benchmarks/engine.py --gpu                 # nnscratch on CuPy vs PyTorch CUDA eager
 
@@ -43,22 +55,22 @@ import os
 import platform
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Ratio of medians nnscratch / PyTorch that each measurement should stay under, per device.
-# A missing entry means "reported, no target".
+# Ratio of steady-state medians nnscratch / PyTorch that each measurement should stay under,
+# per device (inference: against PyTorch fed the same batches). A missing entry means
+# "reported, no target".
 TARGETS = {
-    "cpu": {
-        ("lenet", "training step"): 1.3, ("dnr_cnn", "training step"): 1.6,
-        ("lenet", "inference"): 1.1, ("dnr_cnn", "inference"): 1.5,
-        ("lenet", "input gradient"): 1.5, ("dnr_cnn", "input gradient"): 1.5,
-    },
+    "cpu": {(model, measurement): 1.0 for model in ("lenet", "dnr_cnn")
+            for measurement in ("training step", "inference", "input gradient")},
     "gpu": {("lenet", "training step"): 1.5, ("dnr_cnn", "training step"): 1.5},
 }
+MEASUREMENTS = ("training step", "inference", "input gradient")
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -69,15 +81,25 @@ def parse_args(argv=None):
                         help="networks of nnscratch.zoo to measure (default: lenet dnr_cnn)")
     parser.add_argument("--threads", type=int, default=2,
                         help="threads for both NumPy's BLAS and PyTorch (default: 2)")
-    parser.add_argument("--repeats", type=int, default=15,
-                        help="timed calls per framework and measurement (default: 15)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
+    parser.add_argument("--repeats", type=int, default=30,
+                        help="consecutive timed calls per framework, measurement and round "
+                             "(default: 30)")
+    parser.add_argument("--warmup", type=int, default=5,
+                        help="untimed calls first, in every process (default: 5)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of one process per framework (default: 3)")
     parser.add_argument("--batch", type=int, default=128,
                         help="batch of the training and input-gradient steps (default: 128)")
     parser.add_argument("--inference-images", type=int, default=1000,
                         help="images per inference call (default: 1000)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 5 repetitions, 1 warm-up call")
+                        help="smoke run: 5 repetitions, 1 warm-up call, 1 round")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="also time the frameworks in alternating single calls in one "
+                             "process (a secondary figure that flatters nnscratch)")
+    parser.add_argument("--worker", choices=["nnscratch", "pytorch", "sgemm"],
+                        help=argparse.SUPPRESS)      # one timed block, in a child process
+    parser.add_argument("--measurement", choices=MEASUREMENTS, help=argparse.SUPPRESS)
     parser.add_argument("--gpu", action="store_true",
                         help="nnscratch on CuPy against PyTorch CUDA (needs both and a GPU)")
     parser.add_argument("--profile", action="store_true",
@@ -87,9 +109,9 @@ def parse_args(argv=None):
                         help="JSON file for the results (default: benchmarks/results/engine.json)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeats, args.warmup = 5, 1
-    if args.repeats < 1 or args.threads < 1:
-        parser.error("--repeats and --threads must be >= 1")
+        args.repeats, args.warmup, args.rounds = 5, 1, 1
+    if min(args.repeats, args.threads, args.rounds) < 1:
+        parser.error("--repeats, --threads and --rounds must be >= 1")
     return args
 
 
@@ -111,8 +133,6 @@ if __name__ == "__main__":
     sys.path.insert(0, str(REPO))  # run from a checkout, no installation needed
 
 import numpy as np  # noqa: E402  (after the thread variables, on purpose)
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 import nnscratch  # noqa: E402
 from nnscratch import backend, files, layers, zoo  # noqa: E402
@@ -123,6 +143,16 @@ try:
     import threadpoolctl
 except ImportError:  # optional: the environment variables above then do the work alone
     threadpoolctl = None
+
+torch = F = None    # loaded by load_torch(): a process timing nnscratch never loads PyTorch
+
+
+def load_torch(threads):
+    global torch, F
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
 
 
 # ----------------------------------------------------------------------------- the twin nets
@@ -265,63 +295,171 @@ def time_in_turns(contenders, repeats, warmup, sync):
     return {label: summarize(t) for label, t in times.items()}
 
 
-def measurements(model, net, x, y, x_many, device, rng):
-    """The three pairs of functions to compare: {measurement: {framework: fn}}.
-
-    Each pair does the same work; building their inputs is outside the timed functions.
-    """
+def nnscratch_functions(model, x, y, x_many, device, rng):
+    """{measurement: {"nnscratch": fn}}: the work nnscratch is timed on (inputs built here,
+    outside the timed functions)."""
     dev = device_name(device)
     gx, gy, g_many = (backend.to_device(a, dev) for a in (x, y, x_many))
-    tx, ty, t_many = (torch.from_numpy(a).to(device) for a in (x, y, x_many))
-
-    # training: nnscratch's SGD and torch.optim.SGD follow the same update rule
     optimizer = SGD(model, lr=0.01, momentum=0.9)
-    torch_optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 
-    def train_ours():
+    def train():
         model.compute_gradients(gx, gy, rng)
         optimizer.step()
 
-    def train_torch():
+    return {"training step": {"nnscratch": train},
+            "inference": {"nnscratch": lambda: model.logits(g_many)},
+            "input gradient": {"nnscratch": lambda: model.loss_gradient(gx, gy)}}
+
+
+def pytorch_functions(model, net, x, y, x_many, device):
+    """{measurement: {label: fn}}: the same work in PyTorch. Inference: "pytorch" is fed the
+    batches nnscratch uses (``model.batch_size``: the target's reference), "pytorch_one_call"
+    all images at once."""
+    tx, ty, t_many = (torch.from_numpy(a).to(device) for a in (x, y, x_many))
+    torch_optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+    def train():
         net.train()
         torch_optimizer.zero_grad()
         F.cross_entropy(net(tx), ty).backward()
         torch_optimizer.step()
 
-    # inference: nnscratch batches internally (model.batch_size); PyTorch in one call, and,
-    # for reference, in the same chunks
     eval_net = copy.deepcopy(net).eval()
 
-    def infer_ours():
-        return model.logits(g_many)
-
-    def infer_torch():
-        with torch.inference_mode():
-            return eval_net(t_many)
-
-    def infer_torch_chunked():
+    def infer_same_batches():
         with torch.inference_mode():
             return torch.cat([eval_net(t_many[s]) for s in model.batches(len(t_many))])
+
+    def infer_one_call():
+        with torch.inference_mode():
+            return eval_net(t_many)
 
     # input gradient, as an attack needs it: eval mode, frozen weights, loss summed
     attack_net = copy.deepcopy(net).eval()
     for parameter in attack_net.parameters():
         parameter.requires_grad_(False)
 
-    def gradient_ours():
-        return model.loss_gradient(gx, gy)
-
-    def gradient_torch():
+    def gradient():
         leaf = tx.detach().requires_grad_()
         F.cross_entropy(attack_net(leaf), ty, reduction="sum").backward()
         return leaf.grad
 
-    return {
-        "training step": {"nnscratch": train_ours, "pytorch": train_torch},
-        "inference": {"nnscratch": infer_ours, "pytorch": infer_torch,
-                      "pytorch_chunked": infer_torch_chunked},
-        "input gradient": {"nnscratch": gradient_ours, "pytorch": gradient_torch},
-    }
+    return {"training step": {"pytorch": train},
+            "inference": {"pytorch": infer_same_batches, "pytorch_one_call": infer_one_call},
+            "input gradient": {"pytorch": gradient}}
+
+
+def work_flops(model, measurement, batch, n_images):
+    """Floating-point operations of the products (convolutions and dense layers) that one call
+    of ``measurement`` computes: 2 multiply-adds per weight and output position."""
+    n = n_images if measurement == "inference" else batch
+    forward = []
+    for layer, shape in zip(model.layers, model.layer_shapes()):
+        if isinstance(layer, layers.Conv2D):
+            kh, kw = layer.kernel_size
+            forward.append(2 * n * shape[1] * shape[2] * shape[0] * kh * kw * layer.in_channels)
+        elif isinstance(layer, layers.Dense):
+            forward.append(2 * n * layer.in_features * layer.out_features)
+    if measurement == "inference":
+        return sum(forward)
+    if measurement == "input gradient":         # forward, then every layer's input gradient
+        return 2 * sum(forward)
+    return 3 * sum(forward) - forward[0]         # and weight gradients; no input's gradient
+
+
+# ----------------------------------------------------------------------------- steady state
+
+def worker(args):
+    """A child process's whole life: build one framework's side of one measurement, warm up,
+    time ``--repeats`` consecutive calls, print {label: [seconds, ...]} as JSON."""
+    if args.worker == "sgemm":
+        print(json.dumps(sgemm_times(args)))
+        return
+    device, sync = select_device(args)
+    model = zoo.build(args.models[0], seed=0)
+    x, y, x_many = data(model, args.batch, args.inference_images)
+    if args.worker == "pytorch":
+        load_torch(args.threads)
+        functions = pytorch_functions(model, torch_twin(model).to(device), x, y, x_many, device)
+    else:
+        if device != "cpu":
+            model.to("gpu")
+        rng = backend.new_rng(0, backend.array_module_on(device_name(device)))
+        functions = nnscratch_functions(model, x, y, x_many, device, rng)
+    times = {}
+    for label, fn in functions[args.measurement].items():
+        for _ in range(args.warmup):
+            fn()
+        times[label] = []
+        for _ in range(args.repeats):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[label].append(time.perf_counter() - start)
+    print(json.dumps(times))
+
+
+def sgemm_times(args, size=1024):
+    """Times of ``--repeats`` float32 (size x size) @ (size x size) products in NumPy."""
+    gen = np.random.default_rng(0)
+    a, b = (gen.random((size, size), dtype=np.float32) for _ in range(2))
+    for _ in range(args.warmup):
+        a @ b
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return {"sgemm": times, "flops": 2 * size ** 3}
+
+
+def run_worker(args, framework, model_name=None, measurement=None):
+    """Run ``worker`` in a fresh interpreter with this run's settings; returns its JSON."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", framework,
+               "--threads", str(args.threads), "--repeats", str(args.repeats),
+               "--warmup", str(args.warmup), "--batch", str(args.batch),
+               "--inference-images", str(args.inference_images)]
+    if model_name is not None:
+        command += ["--models", model_name, "--measurement", measurement]
+    if args.gpu:
+        command.append("--gpu")
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"the {framework} worker for {model_name} / {measurement} failed:\n"
+                 f"{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def steady_state(args, device):
+    """Every model and measurement, one process per framework, alternating over the rounds.
+    Returns the rows of the table, each with the rate and share of the peak."""
+    print("measuring the float32 matrix-product peak...", flush=True)
+    sgemm = run_worker(args, "sgemm")
+    peak = sgemm["flops"] / statistics.median(sgemm["sgemm"]) / 1e9
+    print(f"peak: {peak:.0f} GFLOP/s (1024 x 1024 float32 product, {args.threads} threads)\n")
+    print(TABLE_HEADER, flush=True)
+    rows = []
+    for name in args.models:
+        model = zoo.build(name, seed=0)
+        for measurement in MEASUREMENTS:
+            times, round_medians = {}, {}
+            for _ in range(args.rounds):
+                for framework in ("nnscratch", "pytorch"):
+                    for label, t in run_worker(args, framework, name, measurement).items():
+                        times.setdefault(label, []).extend(t)
+                        round_medians.setdefault(label, []).append(statistics.median(t))
+            stats = {label: dict(summarize(t), round_medians_s=round_medians[label])
+                     for label, t in times.items()}
+            row = make_row(args, device, name, measurement, stats)
+            flops = work_flops(model, measurement, args.batch, args.inference_images)
+            row["gflop"] = flops / 1e9
+            for label in stats:
+                rate = flops / stats[label]["median_s"] / 1e9
+                stats[label].update(gflops=rate, share_of_peak=rate / peak)
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows, {"sgemm_gflops": peak, "sgemm_times_s": sgemm["sgemm"]}
 
 
 # ----------------------------------------------------------------------------- the runs
@@ -337,37 +475,54 @@ def data(model, batch, n_images, seed=0):
     return x, y, x_many
 
 
-def compare(args, device, sync):
-    """Check every model against its twin, then time them all; returns (rows, checks)."""
-    pairs, checks = {}, {}
+def check_all(args, device):
+    """Check every model against its PyTorch twin (asserting); returns the errors found."""
+    checks = {}
+    for name in args.models:
+        model = zoo.build(name, seed=0)
+        x, y, _ = data(model, args.batch, 0)
+        net = torch_twin(model).to(device)
+        if device != "cpu":
+            model.to("gpu")
+        checks[name] = check_twins(model, net, x, y, device)
+        print(f"{name}: nnscratch and PyTorch agree ({format_check(checks[name])})", flush=True)
+    return checks
+
+
+def interleaved(args, device, sync):
+    """The secondary figure: both frameworks in this one process, alternating single calls
+    (``time_in_turns``). Returns the rows of the table."""
+    print("\ninterleaved (single calls in turns in one process; flatters nnscratch):")
+    print(TABLE_HEADER, flush=True)
+    rows = []
     for name in args.models:
         model = zoo.build(name, seed=0)
         x, y, x_many = data(model, args.batch, args.inference_images)
         net = torch_twin(model).to(device)
         if device != "cpu":
             model.to("gpu")
-        checks[name] = check_twins(model, net, x, y, device)
-        print(f"{name}: nnscratch and PyTorch agree ({format_check(checks[name])})", flush=True)
-        pairs[name] = model, net, (x, y, x_many)
-
-    print("\n" + TABLE_HEADER, flush=True)
-    rows = []
-    for name, (model, net, (x, y, x_many)) in pairs.items():
-        rng = backend.new_rng(0, backend.get_array_module(model.parameters()[0][1]))
-        for measurement, contenders in measurements(model, net, x, y, x_many, device,
-                                                    rng).items():
+        rng = backend.new_rng(0, backend.array_module_on(device_name(device)))
+        ours = nnscratch_functions(model, x, y, x_many, device, rng)
+        theirs = pytorch_functions(model, net, x, y, x_many, device)
+        for measurement in MEASUREMENTS:
+            contenders = {**ours[measurement], **theirs[measurement]}
             stats = time_in_turns(contenders, args.repeats, args.warmup, sync)
-            target = TARGETS[device_name(device)].get((name, measurement))
-            ratio = stats["nnscratch"]["median_s"] / stats["pytorch"]["median_s"]
-            row = {"model": name, "measurement": measurement,
-                   "work": work_description(measurement, args), **stats, "ratio": ratio,
-                   "target": target, "met": None if target is None else ratio <= target}
-            if "pytorch_chunked" in stats:  # not the target's reference, but worth knowing
-                row["ratio_same_batches"] = (stats["nnscratch"]["median_s"]
-                                             / stats["pytorch_chunked"]["median_s"])
-            rows.append(row)
-            print(format_row(row), flush=True)
-    return rows, checks
+            rows.append(make_row(args, device, name, measurement, stats))
+            print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+def make_row(args, device, name, measurement, stats):
+    """A row of the table: the stats of every label, the ratio nnscratch / PyTorch (the
+    target's reference), and whether the target is met."""
+    target = TARGETS[device_name(device)].get((name, measurement))
+    ratio = stats["nnscratch"]["median_s"] / stats["pytorch"]["median_s"]
+    row = {"model": name, "measurement": measurement, "work": work_description(measurement, args),
+           **stats, "ratio": ratio, "target": target,
+           "met": None if target is None else ratio <= target}
+    if "pytorch_one_call" in stats:     # not the target's reference, but worth knowing
+        row["ratio_one_call"] = stats["nnscratch"]["median_s"] / stats["pytorch_one_call"]["median_s"]
+    return row
 
 
 def work_description(measurement, args):
@@ -401,11 +556,20 @@ def format_row(row):
     line = COLUMNS.format(row["model"], row["measurement"], row["work"],
                           format_time(row["nnscratch"]), format_time(row["pytorch"]),
                           f"{row['ratio']:.2f}x", verdict)
-    if "pytorch_chunked" in row:  # for reference: PyTorch fed the same batches as nnscratch
-        line += "\n" + COLUMNS.format("", "", "", "PyTorch in nnscratch's batches:",
-                                      format_time(row["pytorch_chunked"]),
-                                      f"{row['ratio_same_batches']:.2f}x", "(no target)")
+    if "gflops" in row["nnscratch"]:
+        line += "\n" + COLUMNS.format("", "", f"{row['gflop']:.2f} GFLOP",
+                                      format_rate(row["nnscratch"]), format_rate(row["pytorch"]),
+                                      "", "")
+    if "pytorch_one_call" in row:  # for reference: PyTorch on all images in one call
+        line += "\n" + COLUMNS.format("", "", "", "PyTorch in one call:",
+                                      format_time(row["pytorch_one_call"]),
+                                      f"{row['ratio_one_call']:.2f}x", "(no target)")
     return line
+
+
+def format_rate(stats):
+    """'96 GFLOP/s, 44% of peak'."""
+    return f"{stats['gflops']:.0f} GFLOP/s, {100 * stats['share_of_peak']:.0f}% of peak"
 
 
 def environment(args, device):
@@ -429,6 +593,7 @@ def environment(args, device):
         "inference_images": args.inference_images,
         "nnscratch_inference_batch_size": zoo.build(args.models[0]).batch_size,
         "repeats": args.repeats,
+        "rounds": args.rounds,
         "warmup": args.warmup,
     }
     if threadpoolctl is not None:
@@ -556,44 +721,56 @@ def profile(args):
 
 # ----------------------------------------------------------------------------- main
 
+def select_device(args):
+    """("cpu" or "cuda", sync): sync() waits for the GPU to finish (CuPy's work, and PyTorch's
+    once it is loaded) before the clock is read; a no-op on the CPU."""
+    if not args.gpu:
+        return "cpu", lambda: None
+    import cupy
+
+    def sync():
+        cupy.cuda.Device().synchronize()
+        if torch is not None:
+            torch.cuda.synchronize()
+
+    return "cuda", sync
+
+
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
     if threadpoolctl is not None:
         threadpoolctl.threadpool_limits(limits=args.threads)
-    torch.manual_seed(0)
-
+    if args.worker:
+        worker(args)
+        return
+    load_torch(args.threads)
     if args.profile:
         report = profile(args)
         out = args.out.with_name(args.out.stem + "_profile.json")
         write_json(out, {"environment": environment(args, "cpu"), "profile": report})
         return
-
     if args.gpu:
         require_gpu()
-        import cupy
-        device = "cuda"
-
-        def sync():
-            cupy.cuda.Device().synchronize()
-            torch.cuda.synchronize()
-    else:
-        device = "cpu"
-
-        def sync():
-            pass
-
+    device, sync = select_device(args)
     print(f"nnscratch {nnscratch.__version__} (NumPy {np.__version__}) vs PyTorch "
-          f"{torch.__version__}, {device}, {args.threads} threads, float32, "
-          f"{args.repeats} repeats after {args.warmup} warm-up calls\n", flush=True)
-    rows, checks = compare(args, device, sync)
+          f"{torch.__version__}, {device}, {args.threads} threads, float32; steady state: "
+          f"{args.rounds} rounds of one process per framework, {args.warmup} warm-up calls "
+          f"then {args.repeats} timed calls each\n", flush=True)
+    checks = check_all(args, device)
+    print()
+    rows, peak = steady_state(args, device)
+    secondary = interleaved(args, device, sync) if args.interleaved else None
     unmet = [f"{r['model']} {r['measurement']}" for r in rows if r["met"] is False]
     print("\nall targets met" if not unmet else f"\ntargets not met: {', '.join(unmet)}")
     write_json(args.out, {
         "environment": environment(args, device),
+        "method": "steady state: one process per framework, consecutive calls, alternating "
+                  "rounds",
         "targets": {f"{m} / {k}": t for (m, k), t in TARGETS[device_name(device)].items()},
         "checks": checks,
+        "peak": peak,
         "results": rows,
+        "interleaved": secondary,
     })
 
 
