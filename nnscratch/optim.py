@@ -22,6 +22,7 @@ Adam (Kingma & Ba), with t the step count::
 import math
 
 from nnscratch.backend import get_array_module, to_device, to_numpy
+from nnscratch.layers.base import check_integer, check_real
 
 
 class Optimizer:
@@ -29,10 +30,8 @@ class Optimizer:
     per-parameter state keyed by the parameter's qualified name ("layer.param")."""
 
     def __init__(self, model, lr):
-        if lr <= 0:
-            raise ValueError(f"learning rate must be > 0, got {lr}")
         self.model = model
-        self.lr = lr
+        self.lr = check_real(lr, f"{type(self).__name__}: learning rate lr", positive=True)
         self.state = {}
         self.steps = 0
 
@@ -71,9 +70,11 @@ class SGD(Optimizer):
 
     def __init__(self, model, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(model, lr)
+        self.momentum = check_real(momentum, "SGD: momentum")
+        self.weight_decay = check_real(weight_decay, "SGD: weight_decay")
         if nesterov and momentum <= 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
-        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        self.nesterov = nesterov
 
     def update(self, name, param, grad):
         dtype = param.dtype.type
@@ -97,8 +98,12 @@ class Adam(Optimizer):
 
     def __init__(self, model, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(model, lr)
-        self.beta1, self.beta2 = betas
-        self.eps, self.weight_decay = eps, weight_decay
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1, self.beta2 = (check_real(b, f"Adam: betas[{i}]", below=1)
+                                  for i, b in enumerate(betas))
+        self.eps = check_real(eps, "Adam: eps", positive=True)
+        self.weight_decay = check_real(weight_decay, "Adam: weight_decay")
 
     def update(self, name, param, grad):
         xp = get_array_module(param)
@@ -141,7 +146,8 @@ class StepLR:
     """lr(epoch) = base_lr * gamma ** (epoch // step_size), epoch counted from 0."""
 
     def __init__(self, step_size, gamma=0.1):
-        self.step_size, self.gamma = step_size, gamma
+        self.step_size = check_integer(step_size, "StepLR: step_size")
+        self.gamma = check_real(gamma, "StepLR: gamma", positive=True)
 
     def __call__(self, base_lr, epoch):
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -151,7 +157,8 @@ class CosineLR:
     """lr(epoch) = min_lr + (base_lr - min_lr) (1 + cos(pi epoch / total_epochs)) / 2."""
 
     def __init__(self, total_epochs, min_lr=0.0):
-        self.total_epochs, self.min_lr = total_epochs, min_lr
+        self.total_epochs = check_integer(total_epochs, "CosineLR: total_epochs")
+        self.min_lr = check_real(min_lr, "CosineLR: min_lr")
 
     def __call__(self, base_lr, epoch):
         progress = min(epoch, self.total_epochs) / self.total_epochs

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from nnscratch import files, io
 from nnscratch.backend import array_module_on, new_rng, to_device
+from nnscratch.layers.base import check_integer
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.optim import make_optimizer, make_schedule
 
@@ -75,18 +76,22 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     History keys: epoch, lr, loss, accuracy, val_loss, val_accuracy (None without
     validation), seconds.
     """
-    x, y = train_data
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"train_data needs as many labels as images, and at least one; got "
-                         f"{len(x)} images and {len(y)} labels")
-    if early_stopping is not None and validation is None:
-        raise ValueError("early_stopping needs validation data")
+    x, y = check_data(model, train_data, "train_data")
+    if validation is not None:
+        check_data(model, validation, "validation")
+    epochs, batch_size = check_integer(epochs, "epochs"), check_integer(batch_size, "batch_size")
+    warmup_steps = check_integer(warmup_steps, "warmup_steps", minimum=0)
+    seed = check_integer(seed, "seed", minimum=0)
+    if early_stopping is not None:
+        early_stopping = check_integer(early_stopping, "early_stopping (a patience in epochs)")
+        if validation is None:
+            raise ValueError("early_stopping needs validation data")
+    if schedule is not None and not callable(schedule):
+        raise TypeError(f"schedule must be a function (base_lr, epoch) -> lr, got {schedule!r}")
+    if optimizer.model is not model:
+        raise ValueError("the optimizer updates another model's parameters: make it with "
+                         "this model, e.g. SGD(model, lr)")
     device = model.device or "cpu"
-    num_classes = model.logits(to_device(x[:1], device)).shape[1]    # also checks the images
-    model.check_labels(y, len(x))
-    if not (0 <= y.min() and y.max() < num_classes):     # once, here: on a GPU, never per step
-        raise ValueError(f"labels must be in [0, {num_classes}), got values from {y.min()} "
-                         f"to {y.max()}")
     show_bar = sys.stderr.isatty() if progress is None else progress
     base_lr = optimizer.lr
     history = {key: [] for key in
@@ -97,6 +102,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     epoch_lrs = [base_lr if schedule is None else schedule(base_lr, e) for e in range(epochs)]
     start = 0
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if checkpoint is not None and checkpoint.parent.exists() and not checkpoint.parent.is_dir():
+        raise ValueError(f"checkpoint_dir {checkpoint_dir} is a file, not a folder")
     if resume:
         if checkpoint is None:
             raise ValueError("resume=True needs a checkpoint_dir")
@@ -152,6 +159,31 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     return history
 
 
+def check_data(model, data, what):
+    """Refuse a ``train_data`` or ``validation`` pair that is not NumPy images and labels the
+    model takes, with at least one image; returns (x, y)."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"{what} must be a pair (x, y) of NumPy arrays, got {type(data).__name__}")
+    x, y = data
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+        raise TypeError(f"{what} must be NumPy arrays (x, y), got ({type(x).__name__}, "
+                        f"{type(y).__name__}); convert with np.asarray")
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"{what} needs as many labels as images, and at least one; got "
+                         f"{len(x)} images and {len(y)} labels")
+    model.check_labels(y, len(x), f"{what} labels")
+    try:
+        num_classes = model.logits(to_device(x[:1], model.device or "cpu")).shape[1]  # dtype, shape
+        if not np.isfinite(x).all():
+            raise ValueError("images contain NaN or inf")
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from error
+    if not (0 <= y.min() and y.max() < num_classes):     # once, here: on a GPU, never per step
+        raise ValueError(f"{what} labels must be in [0, {num_classes}), got values from "
+                         f"{y.min()} to {y.max()}")
+    return x, y
+
+
 def _epoch_line(history):
     line = (f"epoch {history['epoch'][-1]}: loss {history['loss'][-1]:.4f}, "
             f"accuracy {history['accuracy'][-1]:.4f}")
@@ -182,13 +214,7 @@ def load_checkpoint(path, model, optimizer, plan, epoch_lrs):
 
     Refuses a checkpoint written under another ``plan``, or whose epochs were trained at
     other rates than ``epoch_lrs`` (the resumed run's rate per epoch) gives them."""
-    with np.load(path, allow_pickle=False) as archive:
-        meta = json.loads(str(archive["meta"]))
-        groups = {"model": {}, "optimizer": {}, "best": {}}
-        for key in archive.files:
-            if key != "meta":
-                group, name = key.split("/", 1)
-                groups[group][name] = archive[key]
+    meta, groups = read_checkpoint(path)
     if "plan" not in meta:
         raise ValueError(f"{path} was written by an earlier nnscratch that did not record the "
                          "run's plan: start the run afresh in another folder")
@@ -209,6 +235,26 @@ def load_checkpoint(path, model, optimizer, plan, epoch_lrs):
                                "arrays": groups["optimizer"]})
     best = dict(meta["best"], weights=groups["best"] or None)
     return meta["epoch"] + 1, meta["history"], best
+
+
+def read_checkpoint(path):
+    """(meta, {"model": ..., "optimizer": ..., "best": ...}) of the checkpoint at ``path``. A
+    file that cannot be read (cut short, corrupt, not a checkpoint) is a ValueError naming it."""
+    afresh = "delete it to start the run afresh, or put back a good copy"
+    try:
+        arrays = io.read_npz(path, "checkpoint")
+    except ValueError as error:
+        raise ValueError(f"{error}: {afresh}") from error
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        groups = {"model": {}, "optimizer": {}, "best": {}}
+        for key, value in arrays.items():
+            group, name = key.split("/", 1)
+            groups[group][name] = value
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: "
+                         f"{error}): {afresh}") from error
+    return meta, groups
 
 
 def fit_recipe(model, recipe, train_data, **options):

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, GaussianBlur, MaxPool2D, ReLU
+from nnscratch.layers.base import check_integer, check_real
 from nnscratch.model import Sequential
 
 
@@ -34,7 +35,8 @@ def lenet(seed=0, input_shape=(1, 28, 28), num_classes=10, dropout=None, blur_si
     conv5x5x20, maxpool2, conv5x5x50, maxpool2, dense500, ReLU, dense10: no activation after
     the convolutions, no dropout. ``dropout=0.5`` adds dropout after the last pooling and after
     the ReLU of dense500 (Alshemali et al.'s MC-dropout LeNet). ``blur_sigma=1.25`` puts a fixed
-    GaussianBlur before each pooling (Günther et al.'s anti-aliasing experiment).
+    GaussianBlur before each pooling (Günther et al.'s anti-aliasing experiment). Either set
+    to None or 0 adds nothing.
     """
     rng = np.random.default_rng(seed)
 
@@ -160,14 +162,20 @@ def build(name, seed=0, **options):
     lists in ``OPTIONS``; any other is refused, naming it."""
     if name not in BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
+    check_integer(seed, "seed", minimum=0)
     for option in options:
         if option not in ("input_shape", "num_classes") + OPTIONS[name]:
             takes = ", ".join(OPTIONS[name]) or "none"
             raise ValueError(f"{option!r} is not an option of {name} (its own options: "
                              f"{takes}; all networks take input_shape and num_classes)")
-    if "num_classes" in options and options["num_classes"] < 2:
-        raise ValueError(f"num_classes must be at least 2, got {options['num_classes']}: a "
-                         "softmax over one class always says 1")
+    if "num_classes" in options:      # a softmax over one class always says 1
+        check_integer(options["num_classes"], "num_classes", minimum=2)
+    if "input_shape" in options:
+        shape = options["input_shape"]
+        if not (isinstance(shape, (tuple, list)) and len(shape) == 3):
+            raise ValueError(f"input_shape must be (C, H, W), got {shape!r}")
+        for size in shape:
+            check_integer(size, f"input_shape {tuple(shape)}: every size")
     return BUILDERS[name](seed=seed, **options)
 
 
@@ -204,22 +212,16 @@ class Recipe:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be positive and finite, got {self.lr}")
+        check_real(self.lr, "lr", positive=True)
         for field in ("batch_size", "epochs"):
-            value = getattr(self, field)
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{field} must be a positive integer, got {value!r}")
+            check_integer(getattr(self, field), field)
         for field in ("momentum", "weight_decay"):
-            value = getattr(self, field)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{field} must be >= 0 and finite, got {value}")
+            check_real(getattr(self, field), field)
         if self.optimizer == "adam" and self.momentum != 0:
             raise ValueError(f"momentum is an SGD option; Adam has none (got {self.momentum})")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not (isinstance(self.warmup_steps, int) and self.warmup_steps >= 0):
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        check_integer(self.warmup_steps, "warmup_steps", minimum=0)
 
 
 # How each network is trained: the paper's recipe where it gives one, else our choice (noted).

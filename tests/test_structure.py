@@ -18,7 +18,9 @@ SIBLINGS = {"attacks": "defenses", "defenses": "attacks"}   # neither imports th
 # The engine a reader goes through in an afternoon (the README's reading path): backend to
 # gradcheck, less files.py, which is I/O plumbing, not part of the engine.
 ENGINE_CORE = ["backend", "ops", "layers", "losses", "model", "optim", "gradcheck"]
-ENGINE_CORE_LINES = 1600
+# 1,600 until the engine's constructors and entry points checked their arguments (the
+# refuse-bad-input issue: check_integer / check_real, param_shapes for io.load): 1,650.
+ENGINE_CORE_LINES = 1650
 MODULE_LINES = 300
 
 

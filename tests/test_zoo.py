@@ -79,7 +79,7 @@ def test_build_refuses_an_option_the_network_does_not_take(name, option):
 
 @pytest.mark.parametrize("num_classes", [1, 0])
 def test_build_refuses_fewer_than_two_classes(num_classes):
-    with pytest.raises(ValueError, match="num_classes must be at least 2"):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
         zoo.build("small_cnn", num_classes=num_classes)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from nnscratch.data import cache, cifar, digits, mnist
 from nnscratch.data.subsets import balanced_indices, filter_classes
+from nnscratch.layers.base import check_integer
 
 # Every dataset ``load`` knows; all but digits (which ships inside scikit-learn) must first be
 # fetched into the cache (``cache.FETCHABLE``).
@@ -45,11 +46,19 @@ def load(name, split="train", classes=None, limit=None, seed=0):
                       tune something that is not the model itself;
         "train-rest"  "train" less the validation images (disjoint from "validation");
         "test"        the standard test set (10,000; digits 359).
-    classes: e.g. (6, 7): keep those classes, relabelled 0..len-1 in the given order.
-    limit: at most this many images, a random subset balanced over the (kept) classes, drawn
-        with ``seed`` (``subsets.balanced_indices``); they keep the dataset's order.
-    Raises DatasetNotFound, naming the fetch command, when a dataset is not in the cache.
+    classes: e.g. (6, 7): keep those classes (two at least, each with images), relabelled
+        0..len-1 in the given order.
+    limit: at most this many images (a positive integer), a random subset balanced over the
+        (kept) classes, drawn with ``seed`` (``subsets.balanced_indices``); they keep the
+        dataset's order. A limit above the split's size gives the whole split.
+    Raises DatasetNotFound, naming the fetch command, when a dataset is not in the cache, and
+    ValueError (TypeError for a value of the wrong type) naming any other bad argument.
     """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {tuple(SPLITS)}")
+    if limit is not None:
+        check_integer(limit, "limit (None: every image)")
+    check_integer(seed, "seed", minimum=0)
     arrays, pixel_max = _arrays(name)
     x, y = _split(name, arrays, split)
     if classes is not None:
@@ -81,10 +90,8 @@ def _split(name, arrays, split):
     held_out = balanced_indices(y, min(VALIDATION_SIZE[name], len(y) // 10), VALIDATION_SEED)
     if split == "validation":
         return x[held_out], y[held_out]
-    if split == "train-rest":
-        rest = np.setdiff1d(np.arange(len(y)), held_out)
-        return x[rest], y[rest]
-    raise ValueError(f"unknown split {split!r}; choose one of {tuple(SPLITS)}")
+    rest = np.setdiff1d(np.arange(len(y)), held_out)      # "train-rest"
+    return x[rest], y[rest]
 
 
 def fetch(name, source=None, force=False):

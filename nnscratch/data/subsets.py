@@ -7,20 +7,30 @@ x and y alike and keeps the dataset's order: ``keep = balanced_indices(y, 1000);
 
 import numpy as np
 
+from nnscratch.layers.base import check_integer
+
 
 def filter_classes(x, y, classes):
     """Keep the images of ``classes`` and relabel them 0..len(classes)-1, in the order given.
 
     x: (N, ...), y: (N,) -> (x[keep], new labels) with y's dtype. ``classes=(6, 7)`` makes the
-    sixes 0 and the sevens 1; ``(7, 6)`` the other way round. Raises ValueError for a repeated
-    class or one with no images (a typo should not silently give a one-class task).
+    sixes 0 and the sevens 1; ``(7, 6)`` the other way round. Raises ValueError for fewer
+    than two classes (a classifier needs two), a repeated class, or one with no images (a typo
+    should not silently give a one-class task).
     """
-    classes = list(classes)
+    if isinstance(classes, str) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"classes must be a sequence of class labels, e.g. (6, 7), got "
+                        f"{classes!r}")
+    classes = [check_integer(c, "classes: every class", minimum=0) for c in classes]
+    if len(classes) < 2:
+        raise ValueError(f"classes must name at least two classes (a classifier needs two), "
+                         f"got {classes}")
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes repeat: {classes}")
     missing = [c for c in classes if not np.any(y == c)]
     if missing:
-        raise ValueError(f"no images of class {missing} (labels present: {np.unique(y)})")
+        raise ValueError(f"classes: no images of class {missing} (labels present: "
+                         f"{np.unique(y).tolist()})")
     keep = np.flatnonzero(np.isin(y, classes))
     new_y = np.empty(len(keep), dtype=y.dtype)
     for new, old in enumerate(classes):
@@ -35,8 +45,7 @@ def balanced_indices(y, n, seed=0):
     shared among the others, and the last n mod K images go to classes drawn at random. The
     images of each class are drawn at random too; everything is determined by ``seed``.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    n = check_integer(n, "n", minimum=0)
     if n >= len(y):
         return np.arange(len(y))
     rng = np.random.default_rng(seed)
@@ -66,6 +75,7 @@ def _quotas(counts, n, rng):
 def first_n_per_class(y, n, seed=None):
     """Sorted indices of n images of every class: the first n of each in dataset order, or,
     given a ``seed``, n drawn at random. Raises ValueError when a class has fewer than n."""
+    n = check_integer(n, "n")
     rng = None if seed is None else np.random.default_rng(seed)
     picks = []
     for label in np.unique(y):

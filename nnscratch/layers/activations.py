@@ -1,7 +1,7 @@
 """Elementwise nonlinearities. Each keeps the dtype and the memory layout of its input."""
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer
+from nnscratch.layers.base import Layer, check_real
 
 
 class ReLU(Layer):
@@ -21,7 +21,7 @@ class LeakyReLU(Layer):
 
     def __init__(self, alpha=0.01, name=None):
         super().__init__(name)
-        self.alpha = alpha
+        self.alpha = check_real(alpha, "LeakyReLU: alpha")
 
     def config(self):
         return {"alpha": self.alpha}

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer
+from nnscratch.layers.base import Layer, check_integer, check_real
 
 
 def gaussian_kernel(sigma, radius):
@@ -30,8 +30,9 @@ class GaussianBlur(Layer):
 
     def __init__(self, sigma=1.25, radius=None, name=None):
         super().__init__(name)
-        self.sigma = sigma
-        self.radius = math.ceil(3 * sigma) if radius is None else radius
+        self.sigma = check_real(sigma, "GaussianBlur: sigma", positive=True)
+        self.radius = check_integer(math.ceil(3 * sigma) if radius is None else radius,
+                                    "GaussianBlur: radius", minimum=0)
         self.taps = gaussian_kernel(sigma, self.radius)
 
     def config(self):

@@ -3,14 +3,17 @@
 import numpy as np
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer, glorot_uniform
+from nnscratch.layers.base import Layer, check_integer, glorot_uniform
 from nnscratch.ops import batch_slices, col2im, conv_output_size, im2col, pad_hw, unpad_hw
 
 GROUP_BYTES = 4 * 2 ** 20
 
 
-def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
+def _pair(value, what, minimum=1):
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"Conv2D: {what} must be an int or a pair of ints, got {value!r}")
+    return tuple(check_integer(v, f"Conv2D: {what}", minimum) for v in pair)
 
 
 def spatial_padding(padding, kh, kw, stride):
@@ -25,9 +28,9 @@ def spatial_padding(padding, kh, kw, stride):
         if stride != 1:
             raise ValueError("padding='same' needs stride 1")
         return ((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2)
-    ph, pw = _pair(padding)
-    if ph < 0 or pw < 0:
-        raise ValueError(f"padding must be >= 0, got {padding!r}")
+    if isinstance(padding, str):
+        raise ValueError(f"Conv2D: padding must be 'valid', 'same' or integers, got {padding!r}")
+    ph, pw = _pair(padding, "padding", minimum=0)
     return (ph, ph), (pw, pw)
 
 
@@ -59,22 +62,30 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
                  name=None):
         super().__init__(name)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = stride
+        self.in_channels = check_integer(in_channels, "Conv2D: in_channels")
+        self.out_channels = check_integer(out_channels, "Conv2D: out_channels")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = check_integer(stride, "Conv2D: stride")
         self.padding = padding
         self.pads = spatial_padding(padding, *self.kernel_size, stride)
+        shapes = self.param_shapes(self.config())
         kh, kw = self.kernel_size
         rng = np.random.default_rng(rng)   # a seed, a Generator, or None (fresh entropy)
-        self.params = {"W": glorot_uniform(rng, (out_channels, in_channels, kh, kw),
-                                           in_channels * kh * kw, out_channels * kh * kw),
-                       "b": np.zeros(out_channels, dtype=np.float32)}
+        self.params = {"W": glorot_uniform(rng, shapes["W"], in_channels * kh * kw,
+                                           out_channels * kh * kw),
+                       "b": np.zeros(shapes["b"], dtype=np.float32)}
 
     def config(self):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": self.stride,
                 "padding": self.padding if isinstance(self.padding, (int, str))
                 else list(self.padding)}
+
+    @staticmethod
+    def param_shapes(config):
+        kh, kw = _pair(config["kernel_size"], "kernel_size")
+        return {"W": (config["out_channels"], config["in_channels"], kh, kw),
+                "b": (config["out_channels"],)}
 
     def check_input(self, x):
         kh, kw = self.kernel_size

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nnscratch.layers.base import Layer, glorot_uniform
+from nnscratch.layers.base import Layer, check_integer, glorot_uniform
 
 
 class Dense(Layer):
@@ -14,14 +14,20 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, rng=None, name=None):
         super().__init__(name)
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = check_integer(in_features, "Dense: in_features")
+        self.out_features = check_integer(out_features, "Dense: out_features")
+        shapes = self.param_shapes(self.config())
         rng = np.random.default_rng(rng)   # a seed, a Generator, or None (fresh entropy)
-        self.params = {"W": glorot_uniform(rng, (in_features, out_features), in_features,
-                                           out_features),
-                       "b": np.zeros(out_features, dtype=np.float32)}
+        self.params = {"W": glorot_uniform(rng, shapes["W"], in_features, out_features),
+                       "b": np.zeros(shapes["b"], dtype=np.float32)}
 
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features}
+
+    @staticmethod
+    def param_shapes(config):
+        n_in, n_out = config["in_features"], config["out_features"]
+        return {"W": (n_in, n_out), "b": (n_out,)}
 
     def forward(self, x, training=False, rng=None):
         if x.ndim != 2 or x.shape[1] != self.in_features:

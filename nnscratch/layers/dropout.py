@@ -1,6 +1,6 @@
 """Inverted dropout."""
 
-from nnscratch.layers.base import Layer
+from nnscratch.layers.base import Layer, check_real
 
 
 class Dropout(Layer):
@@ -15,9 +15,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, name=None):
         super().__init__(name)
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
-        self.p = p
+        self.p = check_real(p, "Dropout: p", below=1)
 
     def config(self):
         return {"p": self.p}

@@ -10,19 +10,16 @@ studies pools so, and a pair would add code none of them runs.
 """
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer
+from nnscratch.layers.base import Layer, check_integer
 from nnscratch.ops import conv_output_size, window_slice
 
 
 class _Pool2D(Layer):
     def __init__(self, kernel_size=2, stride=None, name=None):
         super().__init__(name)
-        stride = kernel_size if stride is None else stride
-        for what, value in (("kernel_size", kernel_size), ("stride", stride)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{type(self).__name__}: {what} must be a positive int, "
-                                 f"got {value!r}")
-        self.kernel_size, self.stride = kernel_size, stride
+        kind = type(self).__name__
+        self.kernel_size = check_integer(kernel_size, f"{kind}: kernel_size")
+        self.stride = check_integer(kernel_size if stride is None else stride, f"{kind}: stride")
 
     def config(self):
         return {"kernel_size": self.kernel_size, "stride": self.stride}

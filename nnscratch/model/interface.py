@@ -30,6 +30,7 @@ after a preprocessing step" or "an average over crops", implements the same thre
 """
 
 from nnscratch.backend import device_of, get_array_module, new_rng
+from nnscratch.layers.base import check_integer
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.ops import batch_slices, softmax
 
@@ -47,6 +48,8 @@ def join_batches(parts):
 
 def shaped_like(w, output, what):
     """``w`` (one batch of it) cast to ``output``'s dtype, refused unless shaped like it."""
+    if not hasattr(w, "shape"):
+        raise TypeError(f"w must be an array shaped like {what}, got {type(w).__name__}")
     if w.shape != output.shape:
         raise ValueError(f"w must have the shape of {what}, (N,) + {tuple(output.shape[1:])}, "
                          f"got a batch of shape {tuple(w.shape)}")
@@ -98,9 +101,11 @@ class Model:
         Type, dtype, shape and device are checked from the array's metadata. The values (no NaN
         or inf) are checked on NumPy arrays only: on a GPU that check would stall the device
         once per call, every step of an iterative attack; there a NaN input gives NaN outputs.
+        Values outside [0, 1] are accepted: a model may be used on normalised data. Attacks
+        and defences clip to [0, 1], so they will refuse such images themselves.
         """
         if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-            raise TypeError(f"expected an array, got {type(x).__name__}")
+            raise TypeError(f"images must be an array, got {type(x).__name__}")
         xp = get_array_module(x)
         if not xp.issubdtype(x.dtype, xp.floating):
             raise ValueError(f"images must be floating point in [0, 1], got dtype {x.dtype} "
@@ -116,11 +121,12 @@ class Model:
 
     @staticmethod
     def check_labels(y, n, name="labels"):
+        if not hasattr(y, "dtype"):
+            raise TypeError(f"{name} must be an integer array ({n},), got {type(y).__name__}")
         xp = get_array_module(y)
-        if getattr(y, "shape", None) != (n,) or not xp.issubdtype(y.dtype, xp.integer):
-            raise ValueError(f"{name} must be integers of shape ({n},), got "
-                             f"{getattr(y, 'dtype', type(y).__name__)} "
-                             f"{tuple(getattr(y, 'shape', ()))}")
+        if y.shape != (n,) or not xp.issubdtype(y.dtype, xp.integer):
+            raise ValueError(f"{name} must be integers of shape ({n},), got {y.dtype} "
+                             f"{tuple(y.shape)}")
 
     # ---------------------------------------------- the interface
 
@@ -209,8 +215,7 @@ class Model:
         reproducible on one backend.
         """
         self.check_images(x)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        n_samples = check_integer(n_samples, "n_samples")
         xp = get_array_module(x)
         rng = new_rng(seed, xp)
         return xp.stack([self.map_batches(len(x), lambda s: self.batch_logits(x[s], rng=rng))

@@ -14,6 +14,7 @@ Training uses ``compute_gradients``: forward with dropout, backward filling ``la
 import numpy as np
 
 from nnscratch.backend import device_of, get_array_module
+from nnscratch.layers.base import Layer, check_integer
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.model.interface import Model
 
@@ -28,10 +29,13 @@ class Sequential(Model):
 
     def __init__(self, layers, input_shape=None, batch_size=256):
         self.layers = list(layers)
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.batch_size = batch_size
+        self.input_shape = (tuple(check_integer(d, "input_shape: every size") for d in input_shape)
+                            if input_shape is not None else None)
+        self.batch_size = check_integer(batch_size, "batch_size")
         counts = {}
         for layer in self.layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential takes Layer objects, got {layer!r}")
             kind = type(layer).__name__.lower()
             counts[kind] = counts.get(kind, 0) + 1
             if layer.name is None:
