@@ -12,11 +12,13 @@ it evaluates on the test split and writes a report folder::
 The folder is written under a temporary name and renamed at the end
 (``files.atomic_dir``), so an interrupted demo never leaves half a report. An existing ``out``
 is replaced only when it holds nothing but these files (an earlier report); any other folder
-is refused, so that ``--out`` can never delete a user's files.
+is refused, so that ``--out`` can never delete a user's files; so are the current folder and
+the folders that hold it, whatever they hold, and a link.
 """
 
 import dataclasses
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -40,8 +42,9 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
     """Train, evaluate and report; returns the report dict (also written to ``out``)."""
     if dataset not in SETTINGS:
         raise ValueError(f"the demo runs on {sorted(SETTINGS)}, not {dataset!r}")
-    out = Path(out)
+    out = absolute(out)
     refuse_unless_replaceable(out)
+    files.refuse_unwritable(out.parent)      # now, not after the training
     name = SETTINGS[dataset]["model"]
     recipe = zoo.RECIPES[name]
     if epochs is None:
@@ -75,9 +78,24 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
     return report
 
 
+def absolute(out):
+    """``out`` as an absolute path ending in a real name (``.`` and ``..`` resolved), its last
+    part left unresolved, so that a link is still seen as a link."""
+    out = Path(out).absolute()
+    if out.name in ("", ".", ".."):
+        return out.resolve()
+    return out.parent.resolve() / out.name
+
+
 def refuse_unless_replaceable(out):
     """Raise ValueError unless ``out`` is absent or a folder holding only ``REPORT_FILES``:
-    replacing it then loses nothing but an earlier demo report."""
+    replacing it then loses nothing but an earlier demo report. The current folder and those
+    that hold it are refused whatever they hold (replacing one would pull the folder from
+    under the user's shell)."""
+    here = Path.cwd().resolve()
+    if os.path.realpath(out) in map(str, (here, *here.parents)):
+        raise ValueError(f"--out {out} is the current folder or holds it, which the demo would "
+                         "replace whole: choose a new folder, e.g. --out nnscratch-demo")
     if not (out.exists() or out.is_symlink()):
         return
     if out.is_symlink() or not out.is_dir():

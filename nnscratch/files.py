@@ -9,6 +9,8 @@
     with scratch_dir(path) as scratch:   a folder for intermediate files (downloads),
         ...                              removed whole when the block ends
     remove_unfinished(folder)            delete what killed writes left in ``folder``
+    with locked(folder): ...             one process at a time in ``folder`` (FolderInUse)
+    refuse_unwritable(path)              PermissionError now, not after an hour's work
 
 How: the content goes to a hidden sibling ``.NAME.XXXXXXXX.tmp`` of ``path`` (the same folder,
 so the same file system, so the final ``os.replace`` is atomic), is flushed and fsynced, then
@@ -150,3 +152,66 @@ def remove_unfinished(folder, targets=None):
         else:
             entry.unlink()
     return removed
+
+
+# ------------------------------------------------------------------------------------ locking
+
+LOCK = ".lock"      # the lock file ``locked`` keeps in a folder while it holds it
+
+
+class FolderInUse(OSError):
+    """``locked(folder)`` found the folder held by another process."""
+
+
+@contextlib.contextmanager
+def locked(folder):
+    """Hold ``folder``'s lock for the block, or raise FolderInUse at once if another process
+    holds it.
+
+    The lock is an advisory ``fcntl.flock`` on ``folder/.lock``, which holds the holder's
+    process id while it lasts and is removed when the block ends. It keeps out only processes
+    that ask for it, and the kernel releases it when its process ends, however it ends: a killed
+    run never leaves a folder locked (its stale ``.lock`` is simply taken over). Without fcntl
+    (Windows), the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield None
+        return
+    path = Path(folder) / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise FolderInUse(f"{folder} is in use by another run (process {holder}, holding "
+                              f"{path}): wait for it to end, or use another folder") from None
+        # the holder before us may have removed the file as we opened it: lock the new one
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        path.unlink(missing_ok=True)    # while still held, so no one locks a removed file
+        os.close(fd)
+
+
+def refuse_unwritable(path):
+    """Raise an OSError naming ``path`` now if it could not be created or written later: the
+    nearest of ``path`` and its parents that exists must be a folder this process may write
+    in. (A check in advance, for the user's sake; the writes themselves stay careful.)"""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is a file, not a folder: cannot write {path}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{existing} is not writable: cannot write {path}")

@@ -160,3 +160,56 @@ def test_remove_unfinished_can_keep_to_some_targets(tmp_path):
     assert files.remove_unfinished(tmp_path, targets=["mnist.npz"]) == [mine]
     assert [p.name for p in tmp_path.iterdir()] == [another.name]
 
+
+
+# ------------------------------------------------------------------------------------- locked
+
+def test_locked_keeps_a_second_holder_out_and_cleans_up(tmp_path):
+    with files.locked(tmp_path) as lock:
+        assert lock == tmp_path / files.LOCK
+        assert lock.read_text().strip() == str(os.getpid())     # who holds it, for the message
+        with pytest.raises(files.FolderInUse, match=f"process {os.getpid()}"):
+            with files.locked(tmp_path):                 # another open file: refused, at once
+                pytest.fail("the block must not run")
+        assert lock.exists()                             # the refusal left the holder's lock
+    assert list(tmp_path.iterdir()) == []                # released: the file is gone
+    with files.locked(tmp_path):                         # and can be taken again
+        pass
+
+
+def test_a_stale_lock_file_is_taken_over_and_an_error_releases_the_lock(tmp_path):
+    (tmp_path / files.LOCK).write_text("12345\n")        # left by a killed process: not held
+    with pytest.raises(ValueError):
+        with files.locked(tmp_path):
+            raise ValueError
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_held_by_another_process_is_refused(tmp_path):
+    import subprocess
+    import sys
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom nnscratch import files\n"
+         f"with files.locked({str(tmp_path)!r}):\n    print('held', flush=True)\n"
+         "    sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(files.FolderInUse, match=f"process {holder.pid}"):
+            with files.locked(tmp_path):
+                pass
+    finally:
+        holder.communicate("go\n")
+    with files.locked(tmp_path):                         # released when it ended
+        pass
+
+
+def test_refuse_unwritable_names_the_path(tmp_path, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError, match="afile is a file"):
+        files.refuse_unwritable(afile / "run")
+    files.refuse_unwritable(tmp_path / "new" / "deeper")     # its nearest existing parent is
+    monkeypatch.setattr(os, "access", lambda path, mode: False)   # writable; now it is not:
+    with pytest.raises(PermissionError, match="is not writable"):
+        files.refuse_unwritable(tmp_path / "new" / "deeper")
