@@ -23,6 +23,7 @@ continue the same run. Asking for more epochs under a constant rate is fine.
 """
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -136,6 +137,10 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
             index = order[i:i + batch_size]
             xb, yb = to_device(x[index], device), to_device(y[index], device)
             loss, logits = model.compute_gradients(xb, yb, dropout_rng)
+            if not math.isfinite(loss):     # stop before the step, and before any checkpoint
+                raise ValueError(f"training diverged: the loss became {loss} at step "
+                                 f"{step_in_epoch + 1} of epoch {epoch + 1} (lr "
+                                 f"{optimizer.lr:g}): lower the learning rate")
             optimizer.step()
             total_loss += loss * len(index)
             correct += int((logits.argmax(axis=1) == yb).sum())

@@ -223,3 +223,15 @@ def test_resume_may_train_longer_at_a_constant_rate(digits, tmp_path):
                   checkpoint_dir=tmp_path, resume=True, progress=False)
     assert history["epoch"] == [1, 2, 3, 4]
     assert not debris.exists()
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_a_diverging_run_stops_with_a_message_and_saves_nothing(digits, tmp_path):
+    """A rate so large that the loss overflows: fit says so, before any checkpoint is written."""
+    x, y = digits
+    model = digits_model()
+    with pytest.raises(ValueError, match="training diverged: the loss became .* lower the "
+                                         "learning rate"):
+        fit(model, SGD(model, 1e30), (x[:64], y[:64]), epochs=3, batch_size=16,
+            checkpoint_dir=tmp_path, progress=False)
+    assert not (tmp_path / CHECKPOINT).exists()
