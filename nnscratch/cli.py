@@ -100,6 +100,9 @@ def data_command(args):
         for name, path, size, verified in rows:
             state = "verified" if verified else "NOT VERIFIED"
             print(f"{name:15s} {size / 1e6:8.1f} MB  {state:12s} {path}")
+        for path, size in data.unfinished():
+            print(f"{'unfinished':15s} {size / 1e6:8.1f} MB  {path} (left by a killed fetch; "
+                  "the next fetch of that dataset removes it)")
 
 
 class Parser(argparse.ArgumentParser):

@@ -148,6 +148,15 @@ def test_data_list_on_an_empty_cache(capsys):
     assert "nothing cached yet" in capsys.readouterr().out
 
 
+def test_data_list_shows_what_a_killed_fetch_left(tmp_path, capsys):
+    leftover = tmp_path / "cache" / ".cifar10.fetch.0badc0de.tmp"
+    leftover.mkdir(parents=True)
+    (leftover / "cifar-10-python.tar.gz").write_bytes(b"x" * 2_000_000)
+    assert cli.main(["data", "list"]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("unfinished")]
+    assert len(line) == 1 and "2.0 MB" in line[0] and str(leftover) in line[0]
+
+
 def test_demo_writes_a_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--epochs", "2"]) == 0

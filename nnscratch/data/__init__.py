@@ -16,13 +16,13 @@ each), ``subsets`` (class filters, samplers).
 """
 
 from nnscratch.data.cache import (FETCHABLE, ChecksumError, DatasetNotFound, cache_dir,
-                                  cached)
+                                  cached, unfinished)
 from nnscratch.data.datasets import (DATASETS, SPLITS, VALIDATION_SEED, VALIDATION_SIZE, fetch,
                                      load)
 from nnscratch.data.safe_pickle import UnsafePickleError
 from nnscratch.data.subsets import balanced_indices, filter_classes, first_n_per_class
 
 
-__all__ = ["load", "fetch", "cached", "cache_dir", "DATASETS", "FETCHABLE", "SPLITS",
+__all__ = ["load", "fetch", "cached", "unfinished", "cache_dir", "DATASETS", "FETCHABLE", "SPLITS",
            "VALIDATION_SIZE", "VALIDATION_SEED", "DatasetNotFound", "ChecksumError",
            "UnsafePickleError", "filter_classes", "balanced_indices", "first_n_per_class"]

@@ -119,6 +119,17 @@ def open_arrays(name, fetch_hint):
         return {key: f[key] for key in f.files}
 
 
+def unfinished():
+    """[(path, size_bytes)] of what killed fetches left in the cache (or fetches running now);
+    the next fetch of the same dataset removes them."""
+    folder = cache_dir()
+    if not folder.is_dir():
+        return []
+    return [(path, sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+             if path.is_dir() else path.stat().st_size)
+            for path in sorted(folder.iterdir()) if files.is_unfinished(path)]
+
+
 def cached():
     """[(name, path, size_bytes, verified)] for each dataset present in the cache."""
     listing = []
