@@ -1,0 +1,14 @@
+"""Adversarial attacks on the model interface (DESIGN.md, "Attack contract").
+
+    from nnscratch.attacks import FGSM
+    result = FGSM(eps=0.3).generate(model, x)         # result.x_adv, .success, .norms, .queries
+
+``base.py`` holds the result and the checks every attack shares; one module per family:
+``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD).
+"""
+
+from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
+from nnscratch.attacks.gradient import FGSM, FGV
+from nnscratch.attacks.iterative import BIM, PGD
+
+__all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD"]

@@ -1,0 +1,194 @@
+"""What every attack shares: the result, the checks of ``generate``, and counted model calls.
+
+The attack contract (DESIGN.md, "Attack contract")::
+
+    attack = FGSM(eps=0.3)                                  hyper-parameters, checked here
+    result = attack.generate(model, x, y=None, target=None)
+    result.x_adv, result.success, result.norms, result.queries, result.target, result.info
+
+``model`` is anything with the model interface (``nnscratch.model.Model``): an attack asks it for
+predictions and input gradients and never looks at its layers, so the same attack serves a
+defended model. Every array an attack makes comes from the input's array module, so attacks run
+on NumPy and on CuPy alike.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnscratch.backend import get_array_module, to_numpy
+from nnscratch.layers.base import check_integer, check_real
+
+
+@dataclass
+class AttackResult:
+    """What ``Attack.generate`` returns; every array has N rows, on the input's device.
+
+    x_adv:   (N, C, H, W) adversarial images, x's dtype, in [0, 1]
+    success: (N,) bool: predicted class != y (untargeted) or == target (targeted)
+    norms:   {"l0", "l1", "l2", "linf"}, each (N,): norms of x_adv - x per image (l0 counts
+             changed pixel values)
+    queries: (N,) int64: model calls per image (see ``Oracle``)
+    target:  (N,) target classes of a targeted attack, else None
+    info:    attack-specific extras, documented by each attack (e.g. "failure", "w")
+    """
+
+    x_adv: object
+    success: object
+    norms: dict
+    queries: object
+    target: object = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def success_rate(self):
+        """Fraction of images on which the attack succeeded (nan for none)."""
+        return float(self.success.mean()) if len(self.success) else math.nan
+
+
+def perturbation_norms(x, x_adv):
+    """{"l0", "l1", "l2", "linf"} of delta = x_adv - x per image, each (N,).
+
+    l0 is the number of changed values (an int64 count); the others are in x's dtype."""
+    xp = get_array_module(x)
+    delta = (x_adv - x).reshape(len(x), -1)                       # (N, C*H*W)
+    size = abs(delta)
+    return {"l0": (delta != 0).sum(axis=1).astype(xp.int64),
+            "l1": size.sum(axis=1),
+            "l2": xp.sqrt((delta * delta).sum(axis=1)),
+            "linf": size.max(axis=1) if delta.shape[1] else xp.zeros(len(x), dtype=x.dtype)}
+
+
+# ------------------------------------------------------------------ checks of hyper-parameters
+
+def check_eps(value, what="eps"):
+    """A perturbation size: a finite number >= 0 (0 leaves the images unchanged)."""
+    return check_real(value, what)
+
+
+def check_flag(value, what):
+    """A bool, refused if anything else (1 or "yes" would hide a mistake)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def check_choice(value, what, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_seed(value):
+    """A seed for ``nnscratch.backend.new_rng``: an integer >= 0."""
+    return check_integer(value, "seed", minimum=0)
+
+
+# ------------------------------------------------------------------ checks of generate's inputs
+
+def check_attack_images(x):
+    """x must be float images (N, C, H, W) in [0, 1]: attacks clip to that range, so an image
+    outside it (normalised data, say) would be silently changed. Returns x's array module.
+    The range check reads the values once per ``generate`` (one device sync on a GPU)."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"x must be an array of images (N, C, H, W), got {type(x).__name__}")
+    xp = get_array_module(x)
+    if not xp.issubdtype(x.dtype, xp.floating):
+        raise ValueError(f"x must be floating point in [0, 1], got dtype {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"x must be images of shape (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.size:
+        low, high = float(x.min()), float(x.max())
+        if not (0 <= low and high <= 1):     # False for NaN too
+            raise ValueError(f"x must have values in [0, 1] (attacks clip to that range), got "
+                             f"values from {low} to {high}")
+    return xp
+
+
+def check_attack_labels(labels, n, what):
+    if not hasattr(labels, "dtype") or not hasattr(labels, "shape"):
+        raise TypeError(f"{what} must be an integer array of shape ({n},), "
+                        f"got {type(labels).__name__}")
+    xp = get_array_module(labels)
+    if tuple(labels.shape) != (n,) or not xp.issubdtype(labels.dtype, xp.integer):
+        raise ValueError(f"{what} must be integers of shape ({n},), got {labels.dtype} "
+                         f"{tuple(labels.shape)}")
+
+
+# ------------------------------------------------------------------ the model, as attacks see it
+
+class Oracle:
+    """The model as an attack uses it, with every call counted per image in ``queries`` (N,).
+
+    Counting convention: one call to ``gradient`` (a forward and a backward pass) or to
+    ``is_adversarial`` (a forward pass) counts one query for each image it is asked about.
+    ``idx`` selects which of the N images the rows of ``x`` are (an index array, or
+    ``slice(None)`` for all of them).
+    """
+
+    def __init__(self, model, y, target, queries):
+        self.model, self.y, self.target, self.queries = model, y, target, queries
+
+    def gradient(self, x, idx=slice(None)):
+        """The gradient to ascend, like x: grad of L(x, y) (untargeted, away from y), or minus
+        grad of L(x, target) (targeted, towards the target); L the cross-entropy."""
+        self.queries[idx] += 1
+        if self.target is None:
+            return self.model.loss_gradient(x, self.y[idx])[1].astype(x.dtype, copy=False)
+        return -self.model.loss_gradient(x, self.target[idx])[1].astype(x.dtype, copy=False)
+
+    def is_adversarial(self, x, idx=slice(None)):
+        """(n,) bool: predicted class != y (untargeted) or == target (targeted)."""
+        self.queries[idx] += 1
+        predicted = self.model.predict(x)
+        if self.target is None:
+            return predicted != self.y[idx]
+        return predicted == self.target[idx]
+
+
+class Attack:
+    """Base class: ``generate`` checks its inputs once and calls ``run``.
+
+    A subclass sets ``self.targeted`` in its constructor (checked there, with every other
+    hyper-parameter) and implements ``run(oracle, x) -> (x_adv, success, info)``.
+    """
+
+    targeted = False
+
+    def generate(self, model, x, y=None, target=None):
+        """Attack images ``x`` (N, C, H, W) in [0, 1], labelled ``y`` (N,) (default: the model's
+        predictions, one query per image), towards ``target`` (N,) if the attack is targeted.
+        Never modifies x; x_adv keeps x's dtype and array module. Returns an ``AttackResult``."""
+        name = type(self).__name__
+        xp = check_attack_images(x)
+        queries = xp.zeros(len(x), dtype=xp.int64)
+        if y is None:
+            y = model.predict(x)
+            queries += 1
+        else:
+            check_attack_labels(y, len(x), "y")
+        if self.targeted:
+            if target is None:
+                raise ValueError(f"{name}(targeted=True) needs target, the class (N,) to reach")
+            check_attack_labels(target, len(x), "target")
+            if len(x) and bool((target == y).any()):
+                raise ValueError("target must differ from y (the true or predicted class) for "
+                                 "every image")
+        elif target is not None:
+            raise ValueError(f"target was given but {name} is untargeted: "
+                             f"pass targeted=True to {name}(...)")
+        oracle = Oracle(model, y, target if self.targeted else None, queries)
+        x_adv, success, info = self.run(oracle, x)
+        return AttackResult(x_adv, success, perturbation_norms(x, x_adv), queries,
+                            target if self.targeted else None, info)
+
+    def run(self, oracle, x):
+        raise NotImplementedError
+
+
+def failure_reasons(success, zero_gradient, otherwise):
+    """(N,) host strings: "" where the attack succeeded, "zero gradient" where the gradient was
+    exactly zero (nothing to follow), ``otherwise`` for the remaining failures."""
+    success, zero_gradient = to_numpy(success), to_numpy(zero_gradient)
+    return np.where(success, "", np.where(zero_gradient, "zero gradient", otherwise))
