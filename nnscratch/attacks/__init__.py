@@ -4,11 +4,17 @@
     result = FGSM(eps=0.3).generate(model, x)         # result.x_adv, .success, .norms, .queries
 
 ``base.py`` holds the result and the checks every attack shares; one module per family:
-``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD).
+``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``saliency.py`` (JSMA),
+``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
+only, no gradients).
 """
 
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
 from nnscratch.attacks.gradient import FGSM, FGV
 from nnscratch.attacks.iterative import BIM, PGD
+from nnscratch.attacks.optimization import LBFGS, CarliniWagnerL2
+from nnscratch.attacks.query import LocalSearch, OnePixel
+from nnscratch.attacks.saliency import JSMA
 
-__all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD"]
+__all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "JSMA",
+           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch"]
