@@ -6,7 +6,7 @@
 ``base.py`` holds the result and the checks every attack shares; one module per family:
 ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``saliency.py`` (JSMA),
 ``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
-only, no gradients).
+only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations).
 """
 
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
@@ -15,6 +15,7 @@ from nnscratch.attacks.iterative import BIM, PGD
 from nnscratch.attacks.optimization import LBFGS, CarliniWagnerL2
 from nnscratch.attacks.query import LocalSearch, OnePixel
 from nnscratch.attacks.saliency import JSMA
+from nnscratch.attacks.spatial import SpatialGrid
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "JSMA",
-           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch"]
+           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "SpatialGrid"]
