@@ -6,11 +6,14 @@
 ``base.py`` holds the result and the checks every attack shares; one module per family:
 ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``saliency.py`` (JSMA),
 ``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
-only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations).
+only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations), ``hotcold.py``
+(HotCold: towards a hot class, away from the cold one), ``fooling.py`` (FoolingImages).
 """
 
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
+from nnscratch.attacks.fooling import FoolingImages
 from nnscratch.attacks.gradient import FGSM, FGV
+from nnscratch.attacks.hotcold import HotCold
 from nnscratch.attacks.iterative import BIM, PGD
 from nnscratch.attacks.optimization import LBFGS, CarliniWagnerL2
 from nnscratch.attacks.query import LocalSearch, OnePixel
@@ -18,4 +21,4 @@ from nnscratch.attacks.saliency import JSMA
 from nnscratch.attacks.spatial import SpatialGrid
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "JSMA",
-           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "SpatialGrid"]
+           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "SpatialGrid", "HotCold", "FoolingImages"]
