@@ -21,4 +21,5 @@ from nnscratch.attacks.saliency import JSMA
 from nnscratch.attacks.spatial import SpatialGrid
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "JSMA",
-           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "SpatialGrid", "HotCold", "FoolingImages"]
+           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "SpatialGrid", "HotCold",
+           "FoolingImages"]
