@@ -3,8 +3,9 @@
 The command line builds its parser (choices, ``--help``) from these without importing NumPy,
 matplotlib or scikit-learn, so ``nnscratch --help`` and ``nnscratch info`` start fast. The
 modules that implement the names hold their own tables (``zoo.BUILDERS``, ``zoo.RECIPES``,
-``data.DATASETS``, ``data.FETCHABLE``, ``data.SPLITS``, ``demo.SETTINGS``); tests/test_cli.py
-checks that these agree with them.
+``data.DATASETS``, ``data.FETCHABLE``, ``data.SPLITS``, ``demo.SETTINGS``,
+``attacking.OPTIONS``); tests/test_cli.py and tests/test_attack_command.py check that these
+agree with them.
 """
 
 NETWORKS = ("lenet", "feinman_cnn", "mnist_cnn_harms", "cifar_cnn_harms", "dnr_cnn",
@@ -13,6 +14,8 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
 FETCHABLE = ("mnist", "fashion-mnist", "cifar10")         # digits ships inside scikit-learn
 SPLITS = ("train", "validation", "train-rest", "test")
 DEMO_DATASETS = ("digits", "mnist")
+# `nnscratch attack --attack`: attacking.OPTIONS's keys (tests/test_attack_command.py checks)
+ATTACKS = ("fgsm", "fgv", "bim", "pgd", "jsma", "cw", "lbfgs", "onepixel", "localsearch")
 DEMO_EPOCHS = {"digits": 30, "mnist": 2}                  # the demo's default epochs
 
 # The classes of each dataset, labelled 0 .. n-1: what --classes may name.

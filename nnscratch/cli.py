@@ -1,4 +1,5 @@
-"""The ``nnscratch`` command: info, data, train (``runs.py``), evaluate, demo (``demo.py``).
+"""The ``nnscratch`` command: info, data, train (``runs.py``), evaluate, attack
+(``attacking.py``), demo (``demo.py``).
 
 Only the standard library and ``catalog``'s name lists load up front: each command imports
 what it needs (NumPy, matplotlib, the data loaders), so ``nnscratch --help`` and
@@ -43,33 +44,11 @@ def evaluate(args):
     """Accuracy, per-class precision/recall/F1 and a confusion matrix of a trained run."""
     import numpy as np
 
-    from nnscratch import backend, data, io, metrics, plots, runs
+    from nnscratch import attacking, backend, data, metrics, plots
     from nnscratch.files import atomic_write, refuse_unwritable
     run = Path(args.run)
-    if not run.is_dir():
-        raise ValueError(f"{run} {'is a file' if run.exists() else 'does not exist'}: give "
-                         "the --out folder of `nnscratch train`")
-    if not (run / "model.npz").exists():
-        raise ValueError(f"{run}/model.npz not found: train first "
-                         f"(nnscratch train ... --out {run})")
-    config = {"model": run.name, "dataset": None, "classes": None}   # a model.npz saved alone
-    if (run / runs.CONFIG).exists():
-        config = runs.read_config(run / runs.CONFIG, ("model", "dataset", "classes"),
-                                  "put back a good copy, or move it away and give --dataset")
-    dataset = args.dataset or config["dataset"]
-    if dataset is None:
-        raise ValueError(f"{run} has no config.json saying what it was trained on: "
-                         "give --dataset")
-    if dataset not in catalog.DATASETS:
-        raise ValueError(f"{run}/{runs.CONFIG} names dataset {dataset!r}, which nnscratch does "
-                         f"not know ({', '.join(catalog.DATASETS)}): give --dataset")
+    model, config, dataset = attacking.load_run(run, args.dataset)
     refuse_unwritable(run)
-    try:
-        model = io.load(run / "model.npz")
-    except ValueError as error:
-        rewrite = (f" (`nnscratch train ... --out {run} --resume` writes it again from "
-                   f"{runs.CHECKPOINT})" if (run / runs.CHECKPOINT).exists() else "")
-        raise ValueError(f"{error}: put back a good copy, or train again{rewrite}") from None
     x, y = data.load(dataset, args.split, classes=config["classes"])
     report = metrics.classification_report(y, backend.to_numpy(model.predict(x)),
                                            model.logits(x[:1]).shape[1])
@@ -227,6 +206,23 @@ def build_parser():
                                  help="the images to evaluate on (default test)")
     evaluate_parser.add_argument("--dataset", choices=catalog.DATASETS,
                                  help="default: the dataset it was trained on")
+
+    attack = commands.add_parser("attack", help="attack a trained run's test split, report it")
+    attack.add_argument("run", type=PATH, help="the --out folder of `nnscratch train`")
+    attack.add_argument("--attack", required=True, metavar="NAME", choices=catalog.ATTACKS,
+                        help=f"one of {', '.join(catalog.ATTACKS)}")
+    attack.add_argument("--eps", type=float, help="the perturbation bound (default 0.1): "
+                                                  "fgsm, fgv, bim, pgd")
+    attack.add_argument("--steps", type=int, help="iterations: bim, pgd, cw, lbfgs, onepixel, "
+                                                  "localsearch (rounds)")
+    attack.add_argument("--step", type=float, help="the step size: bim, pgd")
+    attack.add_argument("--norm", choices=["linf", "l2"], help="fgv, pgd (default linf)")
+    attack.add_argument("--target", type=CLASS, help="attack towards this class (needed by "
+                        "jsma and lbfgs; images of that class are left out)")
+    attack.add_argument("--seed", type=SEED, help="pgd, onepixel, localsearch (default 0)")
+    attack.add_argument("--limit", type=COUNT, metavar="N",
+                        help="the first N test images (default: all)")
+    attack.add_argument("--out", type=PATH, help="the report folder (default RUN/attack_NAME)")
     return parser
 
 
@@ -249,6 +245,9 @@ def main(argv=None):
             runs.train(args)
         elif args.command == "evaluate":
             evaluate(args)
+        elif args.command == "attack":
+            from nnscratch import attacking
+            attacking.run(args)
         elif args.command == "demo":
             from nnscratch import demo
             demo.run(args.dataset, args.out, args.epochs, args.seed)

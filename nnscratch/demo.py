@@ -2,12 +2,15 @@
 
 With nothing downloaded it trains ``small_cnn`` on scikit-learn's 8x8 digits (a few seconds
 on two cores); with ``dataset="mnist"`` (once fetched) it trains LeNet on MNIST. Then
-it evaluates on the test split and writes a report folder::
+it evaluates on the test split, attacks it with FGSM and PGD (20 steps) at one eps (0.1, in
+the [0, 1] pixel scale), and writes a report folder::
 
-    report.json                 config, seed, versions, history, test metrics
+    report.json                 config, seed, versions, history, test metrics, the attacks'
+                                clean accuracy, accuracy under attack, success rate and norms
     report.md                   the same as a short table
     model.npz                   the trained weights (nnscratch.io format)
     training_curves.png, confusion_matrix.png
+    adversarial_examples.png    test images above their PGD adversarials
 
 The folder is written under a temporary name and renamed at the end
 (``files.atomic_dir``), so an interrupted demo never leaves half a report. An existing ``out``
@@ -26,16 +29,18 @@ from pathlib import Path
 import numpy as np
 
 import nnscratch
-from nnscratch import data, files, io, metrics, plots, zoo
+from nnscratch import attacks, backend, data, files, io, metrics, plots, zoo
 from nnscratch.training import fit_recipe
 
 # What the demo writes into its folder (see above): the only files it will ever replace.
 REPORT_FILES = ("report.json", "report.md", "model.npz", "training_curves.png",
-                "confusion_matrix.png")
+                "confusion_matrix.png", "adversarial_examples.png")
 
 # The network of each dataset, and its epochs where they are fewer than its recipe's.
 SETTINGS = {"digits": {"model": "small_cnn"},
             "mnist": {"model": "lenet", "epochs": 2}}
+EPS, PGD_STEPS = 0.1, 20     # the demo's attacks: FGSM and PGD (step 2.5 eps / 20) at eps 0.1
+ATTACK_BATCH = 500           # test images per generate call (LeNet on all 10,000 is ~1 GB)
 
 
 def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=None):
@@ -60,9 +65,11 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
                          progress=progress)
     seconds = time.perf_counter() - began
     test = metrics.classification_report(y_test, model.predict(x_test), 10)
+    print(f"demo: attacking the {len(x_test)} test images with FGSM and PGD at eps {EPS}")
+    robustness, adversarial = attack_test(model, x_test, y_test)
     report = {"dataset": dataset, "model": name, "seed": seed, "epochs": epochs,
               "recipe": dataclasses.asdict(recipe), "training_seconds": seconds,
-              "history": history, "test": test,
+              "history": history, "test": test, "attacks": robustness,
               "versions": {"nnscratch": nnscratch.__version__, "numpy": np.__version__,
                            "python": platform.python_version()}}
     with files.atomic_dir(out, replace=True) as staging:     # replaceable: checked above
@@ -72,10 +79,30 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
         plots.training_curves(history, staging / "training_curves.png")
         plots.confusion_matrix(np.array(test["confusion_matrix"]),
                                staging / "confusion_matrix.png")
+        plots.adversarial_grid(x_test, *adversarial, staging / "adversarial_examples.png")
         refuse_unless_replaceable(out)     # again: files may have appeared while it trained
     print(markdown(report))
     print(f"report written to {out}/")
     return report
+
+
+def attack_test(model, x, y):
+    """FGSM and PGD at ``EPS`` on the test images x, y: ({"fgsm": report, "pgd": report},
+    (pgd's x_adv, clean predictions, predictions under pgd)), each report
+    ``metrics.attack_report``'s dict plus eps and seconds."""
+    reports = {}
+    for name, attack in (("fgsm", attacks.FGSM(EPS)), ("pgd", attacks.PGD(EPS, steps=PGD_STEPS))):
+        began = time.perf_counter()
+        parts = [attack.generate(model, x[i:i + ATTACK_BATCH], y[i:i + ATTACK_BATCH])
+                 for i in range(0, len(x), ATTACK_BATCH)]
+        x_adv = np.concatenate([backend.to_numpy(part.x_adv) for part in parts])
+        clean, adv = backend.to_numpy(model.predict(x)), backend.to_numpy(model.predict(x_adv))
+        success = np.concatenate([backend.to_numpy(part.success) for part in parts])
+        norms = {key: np.concatenate([backend.to_numpy(part.norms[key]) for part in parts])
+                 for key in ("l0", "l2", "linf")}
+        reports[name] = dict(metrics.attack_report(y, clean, adv, success, norms), eps=EPS,
+                             seconds=time.perf_counter() - began)
+    return reports, (x_adv, clean, adv)
 
 
 def absolute(out):
@@ -87,26 +114,26 @@ def absolute(out):
     return out.parent.resolve() / out.name
 
 
-def refuse_unless_replaceable(out):
-    """Raise ValueError unless ``out`` is absent or a folder holding only ``REPORT_FILES``:
-    replacing it then loses nothing but an earlier demo report. The current folder and those
-    that hold it are refused whatever they hold (replacing one would pull the folder from
-    under the user's shell)."""
+def refuse_unless_replaceable(out, report_files=REPORT_FILES, writer="the demo"):
+    """Raise ValueError unless ``out`` is absent or a folder holding only ``report_files``:
+    replacing it then loses nothing but an earlier report of ``writer`` (the demo's, or
+    ``nnscratch attack``'s). The current folder and those that hold it are refused whatever
+    they hold (replacing one would pull the folder from under the user's shell)."""
     here = Path.cwd().resolve()
     if os.path.realpath(out) in map(str, (here, *here.parents)):
-        raise ValueError(f"--out {out} is the current folder or holds it, which the demo would "
-                         "replace whole: choose a new folder, e.g. --out nnscratch-demo")
+        raise ValueError(f"--out {out} is the current folder or holds it, which {writer} "
+                         "would replace whole: choose a new folder")
     if not (out.exists() or out.is_symlink()):
         return
     if out.is_symlink() or not out.is_dir():
         raise ValueError(f"{out} is a file or a link, not a folder: choose another --out")
     others = sorted(entry.name for entry in out.iterdir()
-                    if entry.name not in REPORT_FILES or entry.is_symlink()
+                    if entry.name not in report_files or entry.is_symlink()
                     or not entry.is_file())
     if others:
-        raise ValueError(f"{out} holds {', '.join(others)}, which the demo did not write: it "
+        raise ValueError(f"{out} holds {', '.join(others)}, which {writer} did not write: it "
                          f"replaces only a folder of its own report files "
-                         f"({', '.join(REPORT_FILES)}). Choose another --out, or move them")
+                         f"({', '.join(report_files)}). Choose another --out, or move them")
 
 
 def markdown(report):
@@ -119,4 +146,8 @@ def markdown(report):
             f"{report['history']['val_accuracy'][-1]:.4f} |",
             f"| test accuracy ({test['n']} images) | {test['accuracy']:.4f} |",
             f"| test macro F1 | {test['macro_f1']:.4f} |"]
+    for name, attack in report.get("attacks", {}).items():
+        rows.append(f"| test accuracy under {name.upper()} (eps {attack['eps']:g}) | "
+                    f"{attack['accuracy_under_attack']:.4f} (success rate "
+                    f"{attack['success_rate']:.4f}) |")
     return "\n".join(rows) + "\n"

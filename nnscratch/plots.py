@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from nnscratch.backend import to_numpy
 from nnscratch.files import atomic_open
 
 
@@ -46,6 +47,36 @@ def confusion_matrix(counts, path, class_names=None):
     ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    _save(fig, path)
+
+
+def adversarial_grid(x, x_adv, y_pred, y_adv_pred, path, columns=8):
+    """Originals (top row) above their adversarials (bottom row), each titled with the model's
+    predicted class, for the first ``columns`` images whose prediction the attack changed (the
+    first images when fewer changed). x, x_adv: (N, C, H, W) in [0, 1]; y_pred, y_adv_pred:
+    (N,) predicted classes of each."""
+    x, x_adv = (np.asarray(to_numpy(v)) for v in (x, x_adv))
+    y_pred, y_adv_pred = (np.asarray(to_numpy(v)) for v in (y_pred, y_adv_pred))
+    changed = np.flatnonzero(y_pred != y_adv_pred)
+    chosen = np.concatenate([changed, np.flatnonzero(y_pred == y_adv_pred)])[:columns]
+    k = max(len(chosen), 1)
+    fig = Figure(figsize=(1.3 * k, 3), layout="tight")
+    axes = np.asarray(fig.subplots(2, k, squeeze=False))
+    for j in range(k):
+        for row, (images, labels, word) in enumerate(((x, y_pred, "pred"),
+                                                       (x_adv, y_adv_pred, "adv"))):
+            ax = axes[row, j]
+            ax.set_axis_off()
+            if j >= len(chosen):
+                continue
+            n = chosen[j]
+            image = images[n].transpose(1, 2, 0)
+            if image.shape[2] == 1:
+                ax.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(np.clip(image, 0, 1))
+            color = "red" if row == 1 and labels[n] != y_pred[n] else "black"
+            ax.set_title(f"{word} {labels[n]}", fontsize=8, color=color)
     _save(fig, path)
 
 

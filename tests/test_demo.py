@@ -73,3 +73,15 @@ def test_files_that_appear_during_training_stop_the_replacement(tmp_path, monkey
     assert sorted(contents(out)) == sorted([*demo.REPORT_FILES, "notes.txt"])
     assert (out / "report.json").read_bytes() == b"from an earlier demo"
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+
+
+def test_the_report_has_the_accuracy_under_fgsm_and_pgd(tmp_path):
+    report = demo.run(out=tmp_path / "demo", epochs=2, progress=False)
+    clean = report["test"]["accuracy"]
+    assert set(report["attacks"]) == {"fgsm", "pgd"}
+    for name, attack in report["attacks"].items():
+        assert attack["eps"] == demo.EPS and attack["clean_accuracy"] == pytest.approx(clean)
+        assert 0 <= attack["accuracy_under_attack"] <= clean
+        assert 0 <= attack["success_rate"] <= 1
+        assert f"under {name.upper()}" in (tmp_path / "demo" / "report.md").read_text()
+    assert (tmp_path / "demo" / "adversarial_examples.png").exists()

@@ -29,3 +29,17 @@ def test_train_mnist_example_runs_on_a_cached_mnist(tmp_path, monkeypatch):
         assert result.returncode == 0, result.stderr
         assert "test accuracy" in result.stdout
     assert (tmp_path / "runs" / "lenet_example" / "model.npz").exists()
+
+
+def test_attack_example_runs_on_digits_without_mnist(tmp_path, monkeypatch):
+    """With an empty cache it falls back to small_cnn on digits: three attacks and a grid."""
+    monkeypatch.setenv("NNSCRATCH_DATA", str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "attack_lenet.py"),
+                             "--images", "10", "--figure", "grid.png"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "small_cnn on" in result.stdout
+    rates = [float(r) for r in re.findall(r"(?:FGSM|PGD|JSMA): success ([0-9.]+)",
+                                          result.stdout)]
+    assert len(rates) == 3 and all(0 <= r <= 1 for r in rates)
+    assert (tmp_path / "grid.png").exists()

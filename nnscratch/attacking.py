@@ -1,0 +1,201 @@
+"""``nnscratch attack RUN_DIR --attack NAME``: attack a trained run's test split, report it.
+
+It loads the run as ``nnscratch evaluate`` does (``load_run``, which both use), builds the
+attack from the command's options (``build_attack``: each attack takes the options that mean
+something to it, and any other option given is refused), attacks the test split in batches of
+``BATCH`` images under a progress bar, and writes a report folder, ``RUN_DIR/attack_NAME/``
+by default::
+
+    report.json     the settings, and clean accuracy, accuracy under attack, success rate,
+                    mean L0/L2/Linf and PASS over the successful images, mean queries, seconds
+    report.md       the same as a short table
+    examples.png    originals above their adversarials, with the predicted classes
+
+The folder is written whole or not at all (``files.atomic_dir``), and an existing one is
+replaced only if it holds nothing but these files, as the demo's (``demo``'s
+``refuse_unless_replaceable``).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nnscratch import attacks, backend, catalog, data, demo, files, io, metrics, plots, runs
+
+REPORT_FILES = ("report.json", "report.md", "examples.png")
+BATCH = 100              # images per call to generate: one step of the progress bar
+PASS_IMAGES = 200        # PASS (an ECC alignment per image) on at most the first 200 successes
+
+# The options of the command that each attack takes (--target and --seed where it has them);
+# an option given to an attack not listed here is refused. jsma and lbfgs are targeted
+# attacks, as their papers define them: they need --target.
+OPTIONS = {"fgsm": ("eps", "target"), "fgv": ("eps", "norm", "target"),
+           "bim": ("eps", "step", "steps", "target"),
+           "pgd": ("eps", "step", "steps", "norm", "seed", "target"),
+           "jsma": ("target",), "cw": ("steps", "target"), "lbfgs": ("steps", "target"),
+           "onepixel": ("steps", "seed", "target"), "localsearch": ("steps", "seed")}
+NEEDS_TARGET = ("jsma", "lbfgs")
+DEFAULT_EPS = 0.1
+
+
+def load_run(run, dataset=None):
+    """The trained model of the run folder ``run`` and what it was trained on: (model, config,
+    dataset), config's "model", "dataset" and "classes" as config.json has them (a model.npz
+    saved alone has none: ``dataset`` must then be given). ValueErrors say what to do."""
+    run = Path(run)
+    if not run.is_dir():
+        raise ValueError(f"{run} {'is a file' if run.exists() else 'does not exist'}: give "
+                         "the --out folder of `nnscratch train`")
+    if not (run / "model.npz").exists():
+        raise ValueError(f"{run}/model.npz not found: train first "
+                         f"(nnscratch train ... --out {run})")
+    config = {"model": run.name, "dataset": None, "classes": None}   # a model.npz saved alone
+    if (run / runs.CONFIG).exists():
+        config = runs.read_config(run / runs.CONFIG, ("model", "dataset", "classes"),
+                                  "put back a good copy, or move it away and give --dataset")
+    dataset = dataset or config["dataset"]
+    if dataset is None:
+        raise ValueError(f"{run} has no config.json saying what it was trained on: "
+                         "give --dataset")
+    if dataset not in catalog.DATASETS:
+        raise ValueError(f"{run}/{runs.CONFIG} names dataset {dataset!r}, which nnscratch does "
+                         f"not know ({', '.join(catalog.DATASETS)}): give --dataset")
+    try:
+        model = io.load(run / "model.npz")
+    except ValueError as error:
+        rewrite = (f" (`nnscratch train ... --out {run} --resume` writes it again from "
+                   f"{runs.CHECKPOINT})" if (run / runs.CHECKPOINT).exists() else "")
+        raise ValueError(f"{error}: put back a good copy, or train again{rewrite}") from None
+    return model, config, dataset
+
+
+def build_attack(name, eps=None, step=None, steps=None, norm=None, target=None, seed=None):
+    """The attack ``name`` with the given options (None: not given, the attack's default);
+    a ValueError for an option ``name`` does not take, or a targeted attack without target.
+    The attacks' constructors check the values themselves (a negative eps, say)."""
+    if name not in OPTIONS:
+        raise ValueError(f"unknown attack {name!r}: choose one of {', '.join(OPTIONS)}")
+    given = {key: value for key, value in dict(eps=eps, step=step, steps=steps, norm=norm,
+                                               target=target, seed=seed).items()
+             if value is not None}
+    wrong = [key for key in given if key not in OPTIONS[name]]
+    if wrong:
+        taken = ", ".join(f"--{key}" for key in OPTIONS[name])
+        raise ValueError(f"{name} does not take {', '.join(f'--{key}' for key in wrong)} "
+                         f"(it takes {taken})")
+    if name in NEEDS_TARGET and target is None:
+        raise ValueError(f"{name} is a targeted attack: give --target CLASS")
+    targeted, seed = target is not None, 0 if seed is None else seed
+    eps = DEFAULT_EPS if eps is None else eps
+    if name == "fgsm":
+        return attacks.FGSM(eps, targeted=targeted)
+    if name == "fgv":
+        return attacks.FGV(eps, norm or "linf", targeted=targeted)
+    if name == "bim":
+        return attacks.BIM(eps, **_given(step=step, steps=steps), targeted=targeted)
+    if name == "pgd":
+        return attacks.PGD(eps, norm=norm or "linf", seed=seed, targeted=targeted,
+                           **_given(step=step, steps=steps))
+    if name == "jsma":
+        return attacks.JSMA(targeted=True)
+    if name == "cw":
+        return attacks.CarliniWagnerL2(**_given(steps=steps), targeted=targeted)
+    if name == "lbfgs":
+        return attacks.LBFGS(targeted=True, **_given(max_iterations=steps))
+    if name == "onepixel":
+        return attacks.OnePixel(**_given(max_iterations=steps), seed=seed, targeted=targeted)
+    return attacks.LocalSearch(**_given(rounds=steps), seed=seed)
+
+
+def _given(**options):
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def attack_images(model, attack, x, y, target=None, progress=None):
+    """Run ``attack`` on x (N, C, H, W), labels y (N,), in batches of ``BATCH`` under a tqdm
+    bar (``progress``: True, False, or None for "only on a terminal"). Returns (report, x_adv,
+    y_pred_clean, y_pred_adv): ``metrics.attack_report``'s dict plus mean queries, mean PASS
+    over at most the first ``PASS_IMAGES`` successful images, and the seconds taken."""
+    began = time.perf_counter()
+    parts = {"x_adv": [], "success": [], "queries": [], "clean": [], "adv": []}
+    norms = {}
+    starts = range(0, len(x), BATCH)
+    for start in tqdm(starts, desc=f"{type(attack).__name__}", unit="batch",
+                      disable=None if progress is None else not progress):
+        xb, yb = x[start:start + BATCH], y[start:start + BATCH]
+        tb = None if target is None else target[start:start + BATCH]
+        result = attack.generate(model, xb, yb, tb)
+        parts["x_adv"].append(backend.to_numpy(result.x_adv))
+        parts["success"].append(backend.to_numpy(result.success))
+        parts["queries"].append(backend.to_numpy(result.queries))
+        parts["clean"].append(backend.to_numpy(model.predict(xb)))
+        parts["adv"].append(backend.to_numpy(model.predict(result.x_adv)))
+        for key, values in result.norms.items():
+            norms.setdefault(key, []).append(backend.to_numpy(values))
+    x_adv, success, queries, clean, adv = (np.concatenate(parts[key]) for key in parts)
+    norms = {key: np.concatenate(values) for key, values in norms.items()}
+    y = backend.to_numpy(y)
+    report = metrics.attack_report(y, clean, adv, success,
+                                   {key: norms[key] for key in ("l0", "l2", "linf")})
+    chosen = np.flatnonzero(success)[:PASS_IMAGES]
+    x_host = backend.to_numpy(x)
+    scores = metrics.pass_score(x_host[chosen], x_adv[chosen]) if chosen.size else []
+    report.update(mean_pass=float(np.mean(scores)) if chosen.size else float("nan"),
+                  pass_images=int(chosen.size), mean_queries=float(queries.mean()),
+                  seconds=time.perf_counter() - began)
+    return report, x_adv, clean, adv
+
+
+def run(args, progress=None):
+    """``nnscratch attack``: ``args`` as the parser gives them. Returns the report dict."""
+    attack = build_attack(args.attack, eps=args.eps, step=args.step, steps=args.steps,
+                          norm=args.norm, target=args.target, seed=args.seed)
+    model, config, dataset = load_run(args.run)
+    out = demo.absolute(args.out or Path(args.run) / f"attack_{args.attack}")
+    demo.refuse_unless_replaceable(out, REPORT_FILES, "the attack report")
+    files.refuse_unwritable(out.parent)
+    x, y = data.load(dataset, "test", classes=config["classes"])
+    if args.target is not None:
+        classes = model.logits(x[:1]).shape[1]
+        if args.target >= classes:
+            raise ValueError(f"--target {args.target} is not a class of {config['model']} "
+                             f"(0 to {classes - 1})")
+        keep = np.flatnonzero(backend.to_numpy(y) != args.target)   # target must differ from y
+        x, y = x[keep], y[keep]
+    if args.limit is not None:
+        x, y = x[:args.limit], y[:args.limit]                       # the first N, in order
+    target = None if args.target is None else np.full(len(y), args.target, dtype=np.int64)
+    print(f"attack: {args.attack} on {config['model']}, {dataset} test ({len(x)} images)")
+    report, x_adv, clean, adv = attack_images(model, attack, x, y, target, progress)
+    report.update(attack=args.attack, run=str(Path(args.run).absolute()),
+                  model=config["model"], dataset=dataset, split="test",
+                  settings={key: vars(attack)[key] for key in sorted(vars(attack))
+                            if isinstance(vars(attack)[key], (int, float, str, bool))},
+                  target=args.target, limit=args.limit)
+    with files.atomic_dir(out, replace=True) as staging:     # replaceable: checked above
+        files.atomic_write(staging / "report.json", json.dumps(report, indent=2))
+        files.atomic_write(staging / "report.md", markdown(report))
+        plots.adversarial_grid(x, x_adv, clean, adv, staging / "examples.png")
+        demo.refuse_unless_replaceable(out, REPORT_FILES, "the attack report")
+    print(markdown(report))
+    print(f"report written to {out}/")
+    return report
+
+
+def markdown(report):
+    """The report as a short table."""
+    rows = [f"# {report['attack']} on {report['model']} ({report['dataset']} "
+            f"{report['split']}, {report['n']} images)", "", "| measure | value |", "|---|---|",
+            f"| clean accuracy | {report['clean_accuracy']:.4f} |",
+            f"| accuracy under attack | {report['accuracy_under_attack']:.4f} |",
+            f"| success rate | {report['success_rate']:.4f} |",
+            f"| mean L2 (successes) | {report['mean_l2']:.4f} |",
+            f"| mean Linf (successes) | {report['mean_linf']:.4f} |",
+            f"| mean L0 (successes) | {report['mean_l0']:.1f} |",
+            f"| mean PASS ({report['pass_images']} successes) | {report['mean_pass']:.4f} |",
+            f"| mean queries | {report['mean_queries']:.1f} |",
+            f"| time | {report['seconds']:.1f} s |"]
+    return "\n".join(rows) + "\n"
