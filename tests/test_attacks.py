@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from nnscratch import data, training, zoo
-from nnscratch.attacks import BIM, FGSM, FGV, PGD
+from nnscratch.attacks import (BIM, FGSM, FGV, PGD, HotCold, LocalSearch, SpatialGrid,
+                               perturbation_norms)
+from nnscratch.attacks.base import Oracle
 from nnscratch.backend import device_of, to_numpy
 from nnscratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from nnscratch.model import Model, Sequential
@@ -161,6 +163,29 @@ def test_query_counts_of_the_fixed_budget_attacks():
     assert (PGD(0.1, steps=7).generate(model, x, y).queries == 8).all()
 
 
+def test_oracle_counts_every_row_of_a_repeated_index():
+    """Three candidates made from image 1 and one from image 3 cost them 3 and 1 queries."""
+    model, x = tiny_model(np), images(np)
+    oracle = Oracle(model, model.predict(x), None, np.zeros(6, dtype=np.int64))
+    oracle.probabilities(x[[1, 1, 3, 1]], np.array([1, 1, 3, 1]))
+    oracle.logits(x[[0, 0]], np.array([0, 0]))
+    oracle.jacobian(x[2:4], np.array([2, 3]))
+    np.testing.assert_array_equal(oracle.queries, [2, 3, 1, 2, 0, 0])
+
+
+def test_l0_pixels_counts_positions_not_channels():
+    """A 3-channel image with one pixel changed in all channels: l0 3, l0_pixels 1; a second
+    image with two channels changed at two positions: l0 2, l0_pixels 2."""
+    x = np.zeros((2, 3, 4, 4), dtype=np.float32)
+    x_adv = x.copy()
+    x_adv[0, :, 1, 2] = 0.5
+    x_adv[1, 0, 0, 0], x_adv[1, 2, 3, 3] = 1, 0.25
+    norms = perturbation_norms(x, x_adv)
+    np.testing.assert_array_equal(norms["l0"], [3, 2])
+    np.testing.assert_array_equal(norms["l0_pixels"], [1, 2])
+    assert norms["l0_pixels"].dtype == np.int64
+
+
 # ------------------------------------------------------------------ on a trained model
 
 @pytest.fixture(scope="module")
@@ -260,7 +285,7 @@ def test_bad_inputs_are_refused():
              (lambda: BIM(0.1, targeted=True).generate(model, x, y, target=y), ValueError,
               "target must differ"),
              (lambda: FGSM(0.1).generate(model, x, y, target=(y + 1) % 5), ValueError,
-              "targeted=True")]
+              "pass targeted=True to FGSM")]
     for call, error, match in cases:
         with pytest.raises(error, match=match):
             call()
@@ -268,3 +293,17 @@ def test_bad_inputs_are_refused():
     nan[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         FGSM(0.1).generate(model, nan)
+
+
+@pytest.mark.parametrize("attack", [LocalSearch(), SpatialGrid(), HotCold()],
+                         ids=["LocalSearch", "SpatialGrid", "HotCold"])
+def test_a_target_to_an_untargeted_only_attack_says_so(attack):
+    """An attack that takes no target (can_target False) says it is untargeted only, rather than
+    pointing at a targeted=True it does not have."""
+    model, x = tiny_model(np), images(np)
+    y = np.arange(6) % 5
+    assert not attack.can_target
+    name = type(attack).__name__
+    with pytest.raises(ValueError, match=f"{name} is untargeted only") as refused:
+        attack.generate(model, x, y, target=(y + 1) % 5)
+    assert "targeted=True" not in str(refused.value)

@@ -13,6 +13,7 @@ import pytest
 
 from nnscratch import layers
 from nnscratch.attacks import FGV
+from nnscratch.attacks.base import Oracle
 from nnscratch.attacks.optimization import LBFGS, CarliniWagnerL2
 from nnscratch.backend import device_of, to_numpy
 from nnscratch.gradcheck import assert_gradients_close, compare_input_gradient
@@ -52,12 +53,13 @@ def test_cw_objective_gradient_matches_finite_differences(targeted):
     w = w0 + np.random.default_rng(2).normal(0, 0.3, x.shape)
     const = np.array([0.5, 1.0, 2.0, 4.0])
     x0 = x.copy()
+    oracle = Oracle(model, None, None, np.zeros(4, dtype=np.int64))
 
     def loss(v):
-        return attack.objective(model, v, x0, labels, const)[0].sum()
+        return attack.objective(oracle, v, x0, labels, const)[0].sum()
 
     def gradient(v):
-        result = attack.objective(model, v, x0, labels, const)
+        result = attack.objective(oracle, v, x0, labels, const)
         assert result[4].all()                                  # every hinge active
         return result[1]
 
@@ -72,7 +74,8 @@ def test_cw_objective_without_the_hinge_is_the_distance():
     x = images(np, n=4).astype(np.float64)
     labels = (model.predict(x) + 1) % 5                       # untargeted against a wrong label
     w = np.arctanh(2 * x - 1) * 0.9
-    loss, grad, _, x_adv, asked, _ = CarliniWagnerL2().objective(model, w, x, labels,
+    oracle = Oracle(model, None, None, np.zeros(4, dtype=np.int64))
+    loss, grad, _, x_adv, asked, _ = CarliniWagnerL2().objective(oracle, w, x, labels,
                                                                  np.ones(4))
     assert not asked.any()
     np.testing.assert_allclose(loss, ((x_adv - x) ** 2).reshape(4, -1).sum(1), rtol=1e-12)

@@ -3,7 +3,8 @@
     from nnscratch.attacks import FGSM
     result = FGSM(eps=0.3).generate(model, x)         # result.x_adv, .success, .norms, .queries
 
-``base.py`` holds the result and the checks every attack shares; one module per family:
+``base.py`` holds the result, the checks and the counted model calls (``Oracle``) every attack
+shares; one module per family:
 ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``saliency.py`` (JSMA),
 ``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
 only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations), ``hotcold.py``

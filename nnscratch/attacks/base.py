@@ -27,8 +27,8 @@ class AttackResult:
 
     x_adv:   (N, C, H, W) adversarial images, x's dtype, in [0, 1]
     success: (N,) bool: predicted class != y (untargeted) or == target (targeted)
-    norms:   {"l0", "l1", "l2", "linf"}, each (N,): norms of x_adv - x per image (l0 counts
-             changed pixel values)
+    norms:   {"l0", "l0_pixels", "l1", "l2", "linf"}, each (N,): norms of x_adv - x per image
+             (see ``perturbation_norms``)
     queries: (N,) int64: model calls per image (see ``Oracle``)
     target:  (N,) target classes of a targeted attack, else None
     info:    attack-specific extras, documented by each attack (e.g. "failure", "w")
@@ -48,13 +48,18 @@ class AttackResult:
 
 
 def perturbation_norms(x, x_adv):
-    """{"l0", "l1", "l2", "linf"} of delta = x_adv - x per image, each (N,).
+    """{"l0", "l0_pixels", "l1", "l2", "linf"} of delta = x_adv - x per image, each (N,);
+    x, x_adv (N, C, H, W).
 
-    l0 is the number of changed values (an int64 count); the others are in x's dtype."""
+    l0 is the number of changed values (channels counted separately), l0_pixels the number of
+    changed pixel positions (all C channels of a position count once: what OnePixel and JSMA
+    are measured in), both int64 counts; the others are in x's dtype."""
     xp = get_array_module(x)
+    changed = x_adv - x != 0                                      # (N, C, H, W)
     delta = (x_adv - x).reshape(len(x), -1)                       # (N, C*H*W)
     size = abs(delta)
-    return {"l0": (delta != 0).sum(axis=1).astype(xp.int64),
+    return {"l0": changed.reshape(len(x), -1).sum(axis=1).astype(xp.int64),
+            "l0_pixels": changed.any(axis=1).reshape(len(x), -1).sum(axis=1).astype(xp.int64),
             "l1": size.sum(axis=1),
             "l2": xp.sqrt((delta * delta).sum(axis=1)),
             "linf": size.max(axis=1) if delta.shape[1] else xp.zeros(len(x), dtype=x.dtype)}
@@ -121,67 +126,124 @@ def check_attack_labels(labels, n, what):
 class Oracle:
     """The model as an attack uses it, with every call counted per image in ``queries`` (N,).
 
-    Counting convention: one call to ``gradient`` (a forward and a backward pass) or to
-    ``is_adversarial`` (a forward pass) counts one query for each image it is asked about.
-    ``idx`` selects which of the N images the rows of ``x`` are (an index array, or
-    ``slice(None)`` for all of them).
+    Counting convention: each call counts one query for each row of ``x`` it is asked about,
+    whatever it asks (a prediction, a gradient, a Jacobian). ``idx`` says which of the N images
+    the rows of ``x`` are: an index array (n,), or ``slice(None)`` for all of them. An index may
+    repeat (several candidate images made from one image, as the query attacks ask): each row is
+    counted, with a bincount, where ``queries[idx] += 1`` would count a repeated index once.
     """
 
     def __init__(self, model, y, target, queries):
         self.model, self.y, self.target, self.queries = model, y, target, queries
 
+    def count(self, idx):
+        """One query for each row that ``idx`` names (repeats counted, see the class)."""
+        if isinstance(idx, slice):
+            self.queries[idx] += 1
+        else:
+            xp = get_array_module(self.queries)
+            self.queries += xp.bincount(xp.asarray(idx), minlength=len(self.queries))
+
     def gradient(self, x, idx=slice(None)):
         """The gradient to ascend, like x: grad of L(x, y) (untargeted, away from y), or minus
         grad of L(x, target) (targeted, towards the target); L the cross-entropy."""
-        self.queries[idx] += 1
+        self.count(idx)
         if self.target is None:
             return self.model.loss_gradient(x, self.y[idx])[1].astype(x.dtype, copy=False)
         return -self.model.loss_gradient(x, self.target[idx])[1].astype(x.dtype, copy=False)
 
     def is_adversarial(self, x, idx=slice(None)):
         """(n,) bool: predicted class != y (untargeted) or == target (targeted)."""
-        self.queries[idx] += 1
+        self.count(idx)
         predicted = self.model.predict(x)
         if self.target is None:
             return predicted != self.y[idx]
         return predicted == self.target[idx]
+
+    def logits(self, x, idx=slice(None)):
+        """The logits (n, K) of x (n, C, H, W)."""
+        self.count(idx)
+        return self.model.logits(x)
+
+    def probabilities(self, x, idx=slice(None)):
+        """The class probabilities (n, K) of x (n, C, H, W)."""
+        self.count(idx)
+        return self.model.predict_proba(x)
+
+    def jacobian(self, x, idx=slice(None)):
+        """dz_k/dx (n, K, C, H, W) for every class k: one query per row (K pullbacks of one
+        forward pass)."""
+        self.count(idx)
+        return self.model.jacobian(x)
+
+    def logit_gradient(self, x, w, idx=slice(None)):
+        """The logits z (n, K) and d(sum w * z)/dx (like x), w (n, K): ``model.logit_gradient``."""
+        self.count(idx)
+        return self.model.logit_gradient(x, w)
+
+    def loss_gradient(self, x, labels, idx=slice(None)):
+        """The cross-entropies (n,) at ``labels`` (n,) and their gradient (like x):
+        ``model.loss_gradient``, unsigned (``gradient`` is the signed one to ascend)."""
+        self.count(idx)
+        return self.model.loss_gradient(x, labels)
 
 
 class Attack:
     """Base class: ``generate`` checks its inputs once and calls ``run``.
 
     A subclass sets ``self.targeted`` in its constructor (checked there, with every other
-    hyper-parameter) and implements ``run(oracle, x) -> (x_adv, success, info)``.
+    hyper-parameter) and implements ``run(oracle, x) -> (x_adv, success, info)``; an attack that
+    takes no target at all sets the class attribute ``can_target = False``.
+
+    ``generate`` assumes one result row per input, a caller-given target and a y that costs a
+    query when defaulted. An attack for which that does not hold (HotCold picks its targets and
+    returns rows per target; FoolingImages ignores y) overrides ``generate`` and calls ``check``
+    and ``result`` itself.
     """
 
     targeted = False
+    can_target = True           # False: untargeted only, refuse a target with that message
+
+    def check(self, x, y, target):
+        """Check ``generate``'s inputs, before any model call: x (N, C, H, W) floating in
+        [0, 1]; y None or (N,) integers; target (N,) integers if the attack is targeted, else
+        None. Returns x's array module."""
+        name = type(self).__name__
+        xp = check_attack_images(x)
+        if y is not None:
+            check_attack_labels(y, len(x), "y")
+        if self.targeted:
+            if target is None:
+                raise ValueError(f"{name} is targeted: it needs target, the class (N,) each "
+                                 "image should reach")
+            check_attack_labels(target, len(x), "target")
+        elif target is not None:
+            if not self.can_target:
+                raise ValueError(f"target was given but {name} is untargeted only")
+            raise ValueError(f"target was given but {name} is untargeted: "
+                             f"pass targeted=True to {name}(...)")
+        return xp
+
+    def result(self, x_ref, x_adv, success, queries, target, info):
+        """The ``AttackResult``, with the norms of x_adv - x_ref (x_ref (rows, C, H, W): the
+        input each row of x_adv comes from, or the image it started from)."""
+        return AttackResult(x_adv, success, perturbation_norms(x_ref, x_adv), queries, target,
+                            info)
 
     def generate(self, model, x, y=None, target=None):
         """Attack images ``x`` (N, C, H, W) in [0, 1], labelled ``y`` (N,) (default: the model's
         predictions, one query per image), towards ``target`` (N,) if the attack is targeted.
         Never modifies x; x_adv keeps x's dtype and array module. Returns an ``AttackResult``."""
-        name = type(self).__name__
-        xp = check_attack_images(x)
+        xp = self.check(x, y, target)
         queries = xp.zeros(len(x), dtype=xp.int64)
         if y is None:
             y = model.predict(x)
             queries += 1
-        else:
-            check_attack_labels(y, len(x), "y")
-        if self.targeted:
-            if target is None:
-                raise ValueError(f"{name}(targeted=True) needs target, the class (N,) to reach")
-            check_attack_labels(target, len(x), "target")
-            if len(x) and bool((target == y).any()):
-                raise ValueError("target must differ from y (the true or predicted class) for "
-                                 "every image")
-        elif target is not None:
-            raise ValueError(f"target was given but {name} is untargeted: "
-                             f"pass targeted=True to {name}(...)")
-        oracle = Oracle(model, y, target if self.targeted else None, queries)
-        x_adv, success, info = self.run(oracle, x)
-        return AttackResult(x_adv, success, perturbation_norms(x, x_adv), queries,
-                            target if self.targeted else None, info)
+        if self.targeted and len(x) and bool((target == y).any()):
+            raise ValueError("target must differ from y (the true or predicted class) for "
+                             "every image")
+        x_adv, success, info = self.run(Oracle(model, y, target, queries), x)
+        return self.result(x, x_adv, success, queries, target, info)
 
     def run(self, oracle, x):
         raise NotImplementedError

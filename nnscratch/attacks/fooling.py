@@ -5,10 +5,9 @@ class's probability until the network gives it the wanted confidence (their F50,
 
 from nnscratch.backend import get_array_module, new_rng
 
-from nnscratch.attacks.base import (Attack, AttackResult, check_attack_images,
-                                    check_attack_labels, check_choice, check_integer, check_real,
-                                    check_seed, failure_reasons, perturbation_norms)
-from nnscratch.attacks.gradient import FGV, step
+from nnscratch.attacks.base import (Attack, Oracle, check_choice, check_integer, check_real,
+                                    check_seed, failure_reasons)
+from nnscratch.attacks.gradient import step, unit
 
 
 class FoolingImages(Attack):
@@ -49,7 +48,6 @@ class FoolingImages(Attack):
         self.start = check_choice(start, "start", ("random", "uniform", "x"))
         self.seed = check_seed(seed)
         self.targeted = True
-        self.unit = FGV(norm="linf", minimal=True).direction          # g / max|g| per image
 
     def start_images(self, x):
         xp = get_array_module(x)
@@ -62,22 +60,19 @@ class FoolingImages(Attack):
     def generate(self, model, x, y=None, target=None):
         """Fooling images from the starts of x towards ``target`` (see the class docstring).
         Never modifies x; x_adv keeps x's dtype and array module."""
-        xp = check_attack_images(x)
-        if target is None:
-            raise ValueError("FoolingImages needs target, the class (N,) each image should reach")
-        check_attack_labels(target, len(x), "target")
+        xp = self.check(x, None, target)                              # y is not used
         n = len(x)
         x_adv = self.start_images(x)
         start = x_adv.copy()
         queries = xp.zeros(n, dtype=xp.int64)
+        oracle = Oracle(model, None, target, queries)
         confidence = xp.zeros(n, dtype=x.dtype)
         taken = xp.zeros(n, dtype=xp.int64)
         zero = xp.zeros(n, dtype=bool)
         active = xp.arange(n)
         for k in range(self.steps + 1):
-            loss, grad_loss = model.loss_gradient(x_adv[active], target[active])
+            loss, grad_loss = oracle.loss_gradient(x_adv[active], target[active], active)
             g = -grad_loss.astype(x.dtype, copy=False)                # grad log p_t = -grad CE
-            queries[active] += 1
             p = xp.exp(-loss).astype(x.dtype, copy=False)             # softmax(z)_t
             confidence[active] = p
             moving = (g != 0).reshape(len(g), -1).any(axis=1)
@@ -86,10 +81,9 @@ class FoolingImages(Attack):
             active, g = active[climbing], g[climbing]
             if k == self.steps or not active.size:
                 break
-            x_adv[active] = step(x_adv[active], self.unit(g), x.dtype.type(self.step_size))
+            x_adv[active] = step(x_adv[active], unit(g, "linf"), x.dtype.type(self.step_size))
             taken[active] += 1
         success = confidence >= self.target_confidence
         info = {"start": start, "confidence": confidence, "steps": taken,
                 "failure": failure_reasons(success, zero & ~success, "steps exhausted")}
-        return AttackResult(x_adv, success, perturbation_norms(start, x_adv), queries, target,
-                            info)
+        return self.result(start, x_adv, success, queries, target, info)

@@ -33,6 +33,15 @@ def per_image(values):
     return values.reshape(len(values), -1)
 
 
+def unit(g, norm):
+    """g / ||g|| per image, g (N, C, H, W): ``norm="linf"`` divides by max |g|, ``"l2"`` by the
+    Euclidean norm; an image whose g is zero stays zero."""
+    xp = get_array_module(g)
+    flat = per_image(g)
+    size = abs(flat).max(axis=1) if norm == "linf" else xp.sqrt((flat * flat).sum(axis=1))
+    return g / xp.where(size == 0, 1, size).reshape(-1, 1, 1, 1)
+
+
 def saturation(x, d):
     """(N,) the step w beyond which clip(x + w * d, 0, 1) stops changing: every pixel that moves
     has then reached 0 or 1 (0 for an image whose d is zero)."""
@@ -174,7 +183,4 @@ class FGV(FastGradient):
         super().__init__(eps, targeted, minimal, max_eps, tolerance)
 
     def direction(self, g):
-        xp = get_array_module(g)
-        flat = per_image(g)
-        size = abs(flat).max(axis=1) if self.norm == "linf" else xp.sqrt((flat * flat).sum(axis=1))
-        return g / xp.where(size == 0, 1, size).reshape(-1, 1, 1, 1)
+        return unit(g, self.norm)

@@ -16,17 +16,16 @@ import numpy as np
 
 from nnscratch.backend import to_numpy
 
-from nnscratch.attacks.base import (Attack, AttackResult, Oracle, check_attack_images,
-                                    check_attack_labels, check_choice, check_eps, check_real,
-                                    perturbation_norms)
-from nnscratch.attacks.gradient import FGV, MIN_TOLERANCE, minimal_search
+from nnscratch.attacks.base import Attack, Oracle, check_choice, check_eps, check_real
+from nnscratch.attacks.gradient import MIN_TOLERANCE, minimal_search, unit
 
 
 class HotCold(Attack):
     """HotCold(mode="hc1"|"hc", norm="linf"|"l2", max_eps=None, tolerance=1e-3).
 
     ``generate(model, x, y=None)``: x (N, C, H, W) in [0, 1], y (N,) the cold classes (default:
-    the model's predictions). The attack picks its targets itself, so ``target`` must be None.
+    the model's predictions). The attack picks its targets itself, so ``target`` must be None
+    (``can_target`` is False).
 
     mode="hc1" (HC-1): one target per image, the class with the highest logit at x other than
     y (the second highest logit when y is the prediction). The result has N rows.
@@ -55,6 +54,8 @@ class HotCold(Attack):
     "bound reached"; see ``minimal_search``).
     """
 
+    can_target = False                  # the caller gives no target: the attack picks them
+
     def __init__(self, mode="hc1", norm="linf", *, max_eps=None, tolerance=1e-3):
         self.mode = check_choice(mode, "mode", ("hc1", "hc"))
         self.norm = check_choice(norm, "norm", ("linf", "l2"))
@@ -62,20 +63,14 @@ class HotCold(Attack):
         self.tolerance = check_real(tolerance, "tolerance", positive=True, below=1)
         if self.tolerance < MIN_TOLERANCE:
             raise ValueError(f"tolerance must be at least {MIN_TOLERANCE:g}, got {tolerance!r}")
-        self.targeted = False           # the caller gives no target: the attack picks them
-        self.unit = FGV(norm=self.norm, minimal=True).direction       # g / ||g|| per image
 
     def generate(self, model, x, y=None, target=None):
         """Adversarials of x towards the hot classes (see the class docstring for the rows).
         Never modifies x; x_adv keeps x's dtype and array module."""
-        xp = check_attack_images(x)
-        if target is not None:
-            raise ValueError("target must be None: HotCold picks its targets itself (mode='hc1' "
-                             "the closest class, mode='hc' every other class)")
-        if y is not None:
-            check_attack_labels(y, len(x), "y")
+        xp = self.check(x, y, target)
         n = len(x)
-        z = model.logits(x)                                            # (N, K), one query each
+        seen = xp.zeros(n, dtype=xp.int64)
+        z = Oracle(model, y, None, seen).logits(x)                     # (N, K), one query each
         k = z.shape[1]
         if k < 2:
             raise ValueError(f"HotCold needs a model with at least 2 classes, got {k}")
@@ -91,14 +86,14 @@ class HotCold(Attack):
             target = j + (j >= y[source])                              # the j-th class but y
         rows = len(source)
         queries = xp.zeros(rows, dtype=xp.int64)
-        queries[::rows // n if n else 1] += 1                          # the logits at x
+        queries[::rows // n if n else 1] += seen                       # the logits at x
         x_rows, y_rows = x[source], y[source]
+        oracle = Oracle(model, y_rows, target, queries)
 
         w = xp.zeros((rows, k), dtype=z.dtype)
         w[xp.arange(rows), target] = 1                                 # hot: raise z_t
         w[xp.arange(rows), y_rows] = -1                                # cold: lower z_y
-        queries += 1
-        d = self.unit(model.logit_gradient(x_rows, w)[1].astype(x.dtype, copy=False))
+        d = unit(oracle.logit_gradient(x_rows, w)[1].astype(x.dtype, copy=False), self.norm)
 
         # a row already at its target at x (y given, not the prediction) needs no search: w = 0
         at_target = predicted[source] == target
@@ -108,13 +103,12 @@ class HotCold(Attack):
         todo = xp.flatnonzero(~at_target)
         if todo.size:
             searched = xp.zeros(todo.size, dtype=xp.int64)
-            oracle = Oracle(model, y_rows[todo], target[todo], searched)
-            x_found, found, extra = minimal_search(oracle, x_rows[todo], d[todo],
+            search = Oracle(model, y_rows[todo], target[todo], searched)
+            x_found, found, extra = minimal_search(search, x_rows[todo], d[todo],
                                                    self.tolerance, self.max_eps)
             x_adv[todo], success[todo] = x_found, found
             step[todo], below[todo] = extra["w"], extra["w_below"]
             failure[to_numpy(todo)] = extra["failure"]
             queries[todo] += searched
         info = {"source": source, "w": step, "w_below": below, "failure": failure.astype(str)}
-        return AttackResult(x_adv, success, perturbation_norms(x_rows, x_adv), queries, target,
-                            info)
+        return self.result(x_rows, x_adv, success, queries, target, info)

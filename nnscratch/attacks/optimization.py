@@ -101,14 +101,16 @@ class CarliniWagnerL2(Attack):
         m = z[rows, labels] - z[rows, other]
         return (-m if self.targeted else m), other
 
-    def objective(self, model, w, x0, labels, const):
+    def objective(self, oracle, w, x0, labels, const, idx=None):
         """Loss (n,) and its gradient with respect to w; w, x0 (n, C, H, W), labels (n,) (y or
-        t), const (n,). Returns (loss, grad_w, z (n, K) logits at x_adv, x_adv, asked (n,): the
-        hinge was active and f's gradient asked for, pulled (n,): it was nonzero)."""
+        t), const (n,), idx (n,) the images' indices in ``oracle`` (default: all, in order).
+        Returns (loss, grad_w, z (n, K) logits at x_adv, x_adv, asked (n,): the hinge was active
+        and f's gradient asked for (one query more), pulled (n,): it was nonzero)."""
         xp = get_array_module(w)
+        idx = xp.arange(len(w)) if idx is None else idx
         t = xp.tanh(w)
         x_adv = (t + 1) / 2
-        z = model.logits(x_adv)
+        z = oracle.logits(x_adv, idx)
         m, other = self.margins(z, labels)
         kappa = z.dtype.type(self.confidence)
         delta = x_adv - x0
@@ -117,16 +119,17 @@ class CarliniWagnerL2(Attack):
         grad_x = 2 * delta                                        # d ||x_adv - x0||^2
         asked = m >= -kappa                               # the hinge is active (or at its kink)
         pulled = xp.zeros(len(w), dtype=bool)
-        idx = xp.flatnonzero(asked)
-        if idx.size:
-            rows = xp.arange(idx.size)
+        hinge = xp.flatnonzero(asked)
+        if hinge.size:
+            rows = xp.arange(hinge.size)
             sign = -1 if self.targeted else 1                     # f = sign * (Z_label - Z_other)
-            upstream = xp.zeros((idx.size, z.shape[1]), dtype=z.dtype)
-            upstream[rows, labels[idx]] = sign * const[idx]
-            upstream[rows, other[idx]] = -sign * const[idx]
-            grad_f = model.logit_gradient(x_adv[idx], upstream)[1].astype(w.dtype, copy=False)
-            grad_x[idx] += grad_f                                 # c * df/dx_adv
-            pulled[idx] = any_nonzero(grad_f)
+            upstream = xp.zeros((hinge.size, z.shape[1]), dtype=z.dtype)
+            upstream[rows, labels[hinge]] = sign * const[hinge]
+            upstream[rows, other[hinge]] = -sign * const[hinge]
+            grad_f = oracle.logit_gradient(x_adv[hinge], upstream, idx[hinge])[1]
+            grad_f = grad_f.astype(w.dtype, copy=False)
+            grad_x[hinge] += grad_f                               # c * df/dx_adv
+            pulled[hinge] = any_nonzero(grad_f)
         grad_w = grad_x * ((1 - t * t) / 2)                       # dx_adv/dw = (1 - tanh^2) / 2
         return loss, grad_w, z, x_adv, asked, pulled
 
@@ -168,9 +171,7 @@ class CarliniWagnerL2(Attack):
                 if not idx.size:
                     break
                 loss, g, z, x_adv, asked, pulled = self.objective(
-                    oracle.model, w[idx], x0[idx], labels[idx], const[idx])
-                oracle.queries[idx] += 1
-                oracle.queries[idx[asked]] += 1
+                    oracle, w[idx], x0[idx], labels[idx], const[idx], idx)
                 moved[idx] |= pulled
 
                 adv = self.reached(z, labels[idx])                # keep the smallest adversarial
@@ -266,8 +267,7 @@ class LBFGS(Attack):
 
         def query(flat):                                          # CE and its gradient, (D,)
             x_query = xp.asarray(flat.reshape((1,) + image.shape).astype(x.dtype))
-            oracle.queries[one] += 1
-            losses, grad = oracle.model.loss_gradient(x_query, label_dev)
+            losses, grad = oracle.loss_gradient(x_query, label_dev, one)
             return float(to_numpy(losses)[0]), to_numpy(grad).astype(np.float64).reshape(-1)
 
         def objective(flat, c):

@@ -4,8 +4,9 @@ labels only, never for a gradient, so they apply unchanged to a model whose grad
 (a constant one, or a defence that masks gradients).
 
 Queries (see ``Oracle``): one query is one image's prediction. A batch of S candidate images
-made from image i costs image i S queries; so does the check that decides success. Plus one per
-image when y defaults to the model's predictions. The counts are exact, not estimates.
+made from image i costs image i S queries (``Oracle`` counts every row, so an index repeated S
+times counts S); so does the check that decides success. Plus one per image when y defaults to
+the model's predictions. The counts are exact, not estimates.
 
 The searches run on the host (NumPy and SciPy); the candidate images are built from x on x's
 array module, so the model runs where x lives and only probabilities come back.
@@ -23,15 +24,6 @@ from nnscratch.attacks.base import (Attack, check_flag, check_integer, check_rea
 # efficiency" (the paper probes the whole neighbourhood; on 28x28 MNIST with d = 5 that is up
 # to 5 * 121 locations a round).
 MAX_PROBES = 128
-
-
-def probabilities(oracle, x, idx):
-    """Class probabilities (n, K) of images ``x`` (n, C, H, W), row j made from image idx[j].
-    Counts one query per row: ``idx`` (n,) host ints may repeat (many candidates per image),
-    hence the bincount rather than ``queries[idx] += 1``."""
-    xp = get_array_module(x)
-    oracle.queries += xp.asarray(np.bincount(idx, minlength=len(oracle.queries)))
-    return oracle.model.predict_proba(x)
 
 
 def image_rng(seed, i):
@@ -136,7 +128,7 @@ class OnePixel(Attack):
 
         def fitness(candidates):          # candidates (D, S): scipy's vectorised layout
             batch, positions, values = self.apply(image, candidates.T)
-            proba = to_numpy(probabilities(oracle, batch, np.full(len(batch), i)))
+            proba = to_numpy(oracle.probabilities(batch, np.full(len(batch), i)))
             predicted = proba.argmax(axis=1)
             adversarial = predicted != label if sign == 1 else predicted == label
             energy = sign * proba[:, label].astype(np.float64)
@@ -215,7 +207,7 @@ class LocalSearch(Attack):
     info: "failure" (N,) "" or "budget reached"; "rounds" (N,) int64 the rounds each image ran.
     """
 
-    targeted = False
+    can_target = False
 
     def __init__(self, r=1.5, p=10.0, d=5, t=5, rounds=150, seed=0):
         self.r = check_real(r, "r")
@@ -273,7 +265,7 @@ class LocalSearch(Attack):
             # PERT: I(:, l) = p * sign(I(:, l)) on the centred image, i.e. 0.5 + p * sign(x - 0.5)
             location = probes[every, :, probe_rows, probe_columns]          # (S, C)
             probes[every, :, probe_rows, probe_columns] = half + p * xp.sign(location - half)
-            proba = to_numpy(probabilities(oracle, probes, owner))
+            proba = to_numpy(oracle.probabilities(probes, owner))
             scores = proba[np.arange(len(owner)), y[owner]]
             chosen_rows, chosen_images = [], []
             for i in running:

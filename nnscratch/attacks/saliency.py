@@ -108,7 +108,7 @@ class JSMA(Attack):
     - No admissible pair: the image stops ("no saliency"); torchattacks then goes on with the
       pair (0, 0) of its empty map.
 
-    Queries (``Oracle``'s convention, extended): one per image for each success check (before
+    Queries (``Oracle``'s convention): one per image for each success check (before
     every step and after the last one), one per image for each Jacobian (K backward passes, one
     forward), one for the untargeted target choice, plus one when y defaults to the model's
     predictions.
@@ -140,8 +140,7 @@ class JSMA(Attack):
         if self.targeted:
             target = oracle.target
         else:
-            oracle.queries += 1
-            target = runner_up(oracle.model.logits(x), oracle.y)
+            target = runner_up(oracle.logits(x), oracle.y)
         x_adv = x.reshape(n, pixels).copy()                                   # (N, D)
         domain = x_adv < 1 if increase else x_adv > 0
         step = x.dtype.type(self.theta if increase else -self.theta)
@@ -163,8 +162,7 @@ class JSMA(Attack):
             if not active.size:
                 break
 
-            oracle.queries[active] += 1
-            jac = oracle.model.jacobian(x_adv[active].reshape((-1,) + x.shape[1:]))
+            jac = oracle.jacobian(x_adv[active].reshape((-1,) + x.shape[1:]), active)
             jac = jac.reshape(len(active), -1, pixels)                        # (n, K, D)
             zero = ~(jac != 0).reshape(len(active), -1).any(axis=1)
             alpha = jac[xp.arange(len(active)), target[active]]               # (n, D)

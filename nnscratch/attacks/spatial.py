@@ -149,6 +149,8 @@ class SpatialGrid(Attack):
     input gradient was zero at the first step) or "no adversarial transform".
     """
 
+    can_target = False
+
     def __init__(self, max_rotation=30, max_translation=3, rotations=31, translations=5,
                  mode="grid", random_trials=10, steps=10, seed=0):
         self.max_rotation = check_real(max_rotation, "max_rotation")
@@ -188,8 +190,8 @@ class SpatialGrid(Attack):
             k = stop - start
             batch = warp(xp.repeat(x[start:stop], trials, axis=0),
                          angles[start:stop].ravel(), shifts[start:stop].reshape(-1, 2))
-            oracle.queries[start:stop] += trials
-            proba = to_numpy(oracle.model.predict_proba(batch)).reshape(k, trials, -1)
+            owners = np.repeat(np.arange(start, stop), trials)           # trials per image
+            proba = to_numpy(oracle.probabilities(batch, owners)).reshape(k, trials, -1)
             labels = to_numpy(oracle.y[start:stop])
             true = np.take_along_axis(proba, labels[:, None, None], axis=2)[..., 0]
             loss = -np.log(np.maximum(true.astype(np.float64), np.finfo(np.float64).tiny))
