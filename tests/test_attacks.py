@@ -2,12 +2,11 @@
 untrained model; success checked on a small CNN trained on digits; exact query counts through a
 wrapper model that counts the images it sees; refusals of bad input."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from nnscratch import data, training, zoo
+from nnscratch import data
 from nnscratch.attacks import (BIM, FGSM, FGV, PGD, HotCold, LocalSearch, SpatialGrid,
                                perturbation_norms)
 from nnscratch.attacks.base import Oracle
@@ -189,11 +188,9 @@ def test_l0_pixels_counts_positions_not_channels():
 # ------------------------------------------------------------------ on a trained model
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(small_cnn_on_digits):
     """small_cnn after 5 epochs on digits (about 95% on its test split), 60 test images."""
-    x, y = data.load("digits", split="train")
-    model = zoo.build("small_cnn")
-    training.fit_recipe(model, dataclasses.replace(zoo.RECIPES["small_cnn"], epochs=5), (x, y))
+    model = small_cnn_on_digits
     x_test, y_test = data.load("digits", split="test", limit=60)
     return model, x_test, y_test
 

@@ -234,7 +234,7 @@ def test_jsma_agrees_with_torchattacks(trained, gamma):
     """
     torch = pytest.importorskip("torch")
     torchattacks = pytest.importorskip("torchattacks")
-    from test_attacks_reference import twin
+    from torch_twin import twin
     torch.set_num_threads(1)
     model, x, y = trained
     target = (y + 1) % 10

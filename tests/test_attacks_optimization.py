@@ -11,7 +11,6 @@ GitPython, requests, typing-extensions and setuptools, not torch; it leaves the 
 import numpy as np
 import pytest
 
-from nnscratch import layers
 from nnscratch.attacks import FGV
 from nnscratch.attacks.base import Oracle
 from nnscratch.attacks.optimization import LBFGS, CarliniWagnerL2
@@ -19,6 +18,7 @@ from nnscratch.backend import device_of, to_numpy
 from nnscratch.gradcheck import assert_gradients_close, compare_input_gradient
 
 from test_attacks import Counting, images, tiny_model, trained  # noqa: F401 (a fixture)
+from torch_twin import twin
 
 ATTACKS = {"cw": lambda: CarliniWagnerL2(steps=20, binary_search_steps=3, initial_const=0.1),
            "cw-targeted": lambda: CarliniWagnerL2(steps=20, binary_search_steps=3, lr=0.1,
@@ -208,38 +208,6 @@ def test_lbfgs_needs_a_target_by_default():
 # ------------------------------------------------------------------ against foolbox 3
 
 
-def twin(model, torch):
-    """A ``torch.nn.Sequential`` computing what the nnscratch Sequential ``model`` computes (the
-    builder of tests/test_attacks_reference.py, copied: that module skips without torchattacks).
-    Conv2D W (O, C, kh, kw) is ``nn.Conv2d.weight``; Dense W (in, out) is ``nn.Linear.weight``
-    transposed; "same" padding of an odd kernel is symmetric."""
-    modules = []
-    for layer in model.layers:
-        p = {k: torch.from_numpy(np.array(v)) for k, v in layer.params.items()}
-        if isinstance(layer, layers.Conv2D):
-            (top, bottom), (left, right) = layer.pads
-            assert top == bottom and left == right
-            module = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                     stride=layer.stride, padding=(top, left))
-            module.weight.data.copy_(p["W"])
-            module.bias.data.copy_(p["b"])
-        elif isinstance(layer, layers.Dense):
-            module = torch.nn.Linear(layer.in_features, layer.out_features)
-            module.weight.data.copy_(p["W"].T)
-            module.bias.data.copy_(p["b"])
-        elif isinstance(layer, layers.MaxPool2D):
-            module = torch.nn.MaxPool2d(layer.kernel_size, layer.stride)
-        elif isinstance(layer, layers.ReLU):
-            module = torch.nn.ReLU()
-        elif isinstance(layer, layers.Dropout):
-            module = torch.nn.Dropout(layer.p)
-        elif isinstance(layer, layers.Flatten):
-            module = torch.nn.Flatten()
-        else:
-            raise NotImplementedError(f"no PyTorch twin for {layer.describe()}")
-        modules.append(module)
-    return torch.nn.Sequential(*modules).eval()
-
 def test_cw_agrees_with_foolbox(trained):
     """foolbox 3.3.4's L2CarliniWagnerAttack (a port of Carlini's code) on a PyTorch twin, same
     hyper-parameters, the same 50 images: success within 3 points, mean L2 within 10%.
@@ -254,7 +222,7 @@ def test_cw_agrees_with_foolbox(trained):
     hyper = dict(steps=100, binary_search_steps=5, initial_const=0.1)
     ours = CarliniWagnerL2(lr=0.05, **hyper).generate(model, x, y)
     torch.set_num_threads(1)
-    net = twin(model, torch)
+    net = twin(model)
     attack = foolbox.attacks.L2CarliniWagnerAttack(stepsize=0.05, **hyper)
     fmodel = foolbox.PyTorchModel(net, bounds=(0, 1))
     theirs = attack.run(fmodel, torch.from_numpy(x), torch.from_numpy(y)).numpy()

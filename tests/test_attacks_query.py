@@ -4,12 +4,11 @@ gradient primitive raises); the pixel budget of OnePixel; the pixel range; deter
 constant model fails after exactly its budget; success on a small CNN trained on digits;
 refusals of bad hyper-parameters."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from nnscratch import data, training, zoo
+from nnscratch import data
 from nnscratch.attacks.query import MAX_PROBES, LocalSearch, OnePixel
 from nnscratch.backend import device_of, to_numpy
 from nnscratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
@@ -188,11 +187,9 @@ def test_same_seed_same_result():
 # ------------------------------------------------------------------ on a trained model
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(small_cnn_on_digits):
     """small_cnn after 5 epochs on digits (about 95% on its test split), 30 test images."""
-    x, y = data.load("digits", split="train")
-    model = zoo.build("small_cnn")
-    training.fit_recipe(model, dataclasses.replace(zoo.RECIPES["small_cnn"], epochs=5), (x, y))
+    model = small_cnn_on_digits
     x_test, y_test = data.load("digits", split="test", limit=30)
     return model, x_test, y_test
 

@@ -11,7 +11,6 @@ turns an exact tie into a near one) route the gradient to different pixels. Meas
 FGSM 2, BIM 2, PGD-40 8 differing values of 12,800. At most 0.1% may differ by more than 1e-6.
 """
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -19,50 +18,17 @@ import pytest
 torch = pytest.importorskip("torch")
 torchattacks = pytest.importorskip("torchattacks")
 
-from nnscratch import data, layers, training, zoo  # noqa: E402
+from nnscratch import data  # noqa: E402
 from nnscratch.attacks import BIM, FGSM, PGD  # noqa: E402
+from torch_twin import twin  # noqa: E402
 
 torch.set_num_threads(1)
 ALLOWED = 1e-3     # fraction of pixel values that may differ
 
 
-def twin(model):
-    """A ``torch.nn.Sequential`` computing what the nnscratch Sequential ``model`` computes:
-    Conv2D W (O, C, kh, kw) is ``nn.Conv2d.weight``; Dense W (in, out) is ``nn.Linear.weight``
-    transposed; "same" padding of an odd kernel is symmetric."""
-    modules = []
-    for layer in model.layers:
-        p = {k: torch.from_numpy(np.array(v)) for k, v in layer.params.items()}
-        if isinstance(layer, layers.Conv2D):
-            (top, bottom), (left, right) = layer.pads
-            assert top == bottom and left == right
-            module = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                     stride=layer.stride, padding=(top, left))
-            module.weight.data.copy_(p["W"])
-            module.bias.data.copy_(p["b"])
-        elif isinstance(layer, layers.Dense):
-            module = torch.nn.Linear(layer.in_features, layer.out_features)
-            module.weight.data.copy_(p["W"].T)
-            module.bias.data.copy_(p["b"])
-        elif isinstance(layer, layers.MaxPool2D):
-            module = torch.nn.MaxPool2d(layer.kernel_size, layer.stride)
-        elif isinstance(layer, layers.ReLU):
-            module = torch.nn.ReLU()
-        elif isinstance(layer, layers.Dropout):
-            module = torch.nn.Dropout(layer.p)
-        elif isinstance(layer, layers.Flatten):
-            module = torch.nn.Flatten()
-        else:
-            raise NotImplementedError(f"no PyTorch twin for {layer.describe()}")
-        modules.append(module)
-    return torch.nn.Sequential(*modules).eval()
-
-
 @pytest.fixture(scope="module")
-def setup():
-    x, y = data.load("digits", split="train")
-    model = zoo.build("small_cnn")
-    training.fit_recipe(model, dataclasses.replace(zoo.RECIPES["small_cnn"], epochs=5), (x, y))
+def setup(small_cnn_on_digits):
+    model = small_cnn_on_digits
     x_test, y_test = data.load("digits", split="test", limit=200)
     return model, twin(model), x_test, y_test
 

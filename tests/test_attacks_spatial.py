@@ -4,12 +4,11 @@ derivative of the warp with respect to (angle, dx, dy) against central differenc
 exact query counts through a counting wrapper, clean failure on a constant model, success on a
 small CNN trained on digits, refusals of bad hyper-parameters."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 
-from nnscratch import data, training, zoo
+from nnscratch import data
 from nnscratch.attacks.spatial import SpatialGrid, warp, warp_gradient
 from nnscratch.backend import device_of, to_numpy
 
@@ -156,11 +155,9 @@ def test_queries_are_exact(name, per_image):
 # ------------------------------------------------------------------ on a trained model
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(small_cnn_on_digits):
     """small_cnn after 5 epochs on digits (about 95% on its test split), 60 test images."""
-    x, y = data.load("digits", split="train")
-    model = zoo.build("small_cnn")
-    training.fit_recipe(model, dataclasses.replace(zoo.RECIPES["small_cnn"], epochs=5), (x, y))
+    model = small_cnn_on_digits
     x_test, y_test = data.load("digits", split="test", limit=60)
     return model, x_test, y_test
 
