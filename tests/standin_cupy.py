@@ -14,7 +14,8 @@ that respect:
 
 ``module`` imitates the ``cupy`` module: ``module.ndarray``, every NumPy function (taking and
 returning device arrays, refusing host arrays), ``asarray``/``asnumpy`` for explicit
-transfers, and ``random.default_rng``. The tests install it as ``nnscratch.backend.cupy``, so
+transfers, ``random.default_rng`` and ``lib.stride_tricks.as_strided``. The tests install it
+as ``nnscratch.backend.cupy``, so
 ``get_array_module`` hands it to every layer, exactly as it would hand out real CuPy.
 """
 
@@ -109,6 +110,8 @@ class StandinCupy(types.ModuleType):
     def __init__(self):
         super().__init__("standin_cupy")
         self.random = types.SimpleNamespace(default_rng=DeviceGenerator)
+        self.lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(
+            as_strided=device_function(np.lib.stride_tricks.as_strided, "lib.stride_tricks.as_strided")))
 
     @staticmethod
     def asarray(a, dtype=None):

@@ -103,6 +103,23 @@ def test_conv_matches_naive_loops(xp, monkeypatch, group_bytes, c_in, c_out, ker
     np.testing.assert_allclose(to_numpy(layer.grads["b"]), ref_b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("by_correlation", [False, True], ids=["col2im", "correlation"])
+@pytest.mark.parametrize("c_in, c_out, kernel, padding, shape",
+                         [(3, 2, (5, 5), "same", (2, 3, 7, 5)), (2, 3, (2, 2), "same", (2, 2, 5, 6)),
+                          (1, 2, (3, 3), 0, (3, 1, 7, 9)), (2, 2, (3, 2), (2, 1), (2, 2, 6, 5))])
+def test_conv_input_gradient_both_ways(xp, monkeypatch, by_correlation, c_in, c_out, kernel,
+                                       padding, shape):
+    """Stride 1 has two ways to dL/dx (``Conv2D.correlation_is_cheaper`` picks one): each,
+    forced, matches the loops, whatever the padding up to the kernel less one."""
+    monkeypatch.setattr(Conv2D, "correlation_is_cheaper", lambda self, shape: by_correlation)
+    layer = build(lambda: Conv2D(c_in, c_out, kernel, 1, padding, rng=0), xp)
+    x = normal(shape, 1)
+    g = normal(layer.forward(xp.asarray(x)).shape, 2)
+    ref_x, _, _ = reference.conv2d_backward(x, to_numpy(layer.params["W"]), g, 1, layer.pads)
+    np.testing.assert_allclose(to_numpy(layer.backward(xp.asarray(g))), ref_x,
+                               rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("mode", ["max", "avg"])
 @pytest.mark.parametrize("k, stride, shape", [(2, 2, (3, 2, 7, 9)), (3, 2, (2, 3, 9, 7)),
                                               (2, 1, (2, 1, 5, 5)), (3, 3, (1, 2, 6, 6))])

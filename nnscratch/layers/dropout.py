@@ -1,5 +1,6 @@
 """Inverted dropout."""
 
+from nnscratch.backend import get_array_module
 from nnscratch.layers.base import Layer, check_real
 
 
@@ -29,7 +30,13 @@ class Dropout(Layer):
                              "(nnscratch.backend.new_rng(seed))")
         keep = rng.random(x.shape, dtype=x.dtype) >= self.p
         self._mask = keep * x.dtype.type(1 / (1 - self.p))
-        return x * self._mask
+        # written in x's memory layout (channels-last after a convolution), not the mask's,
+        # so that the layers after it keep working on contiguous channels-last memory
+        xp = get_array_module(x)
+        return xp.multiply(x, self._mask, out=xp.empty_like(x))
 
     def backward(self, grad_y, param_grads=True, input_grad=True):
-        return grad_y if self._mask is None else grad_y * self._mask
+        if self._mask is None:
+            return grad_y
+        xp = get_array_module(grad_y)
+        return xp.multiply(grad_y, self._mask, out=xp.empty_like(grad_y))
