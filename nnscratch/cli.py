@@ -1,5 +1,5 @@
 """The ``nnscratch`` command: info, data, train (``runs.py``), evaluate, attack
-(``attacking.py``), demo (``demo.py``).
+(``attacking.py``), demo (``demo.py``), reproduce (``reproducing.py``).
 
 Only the standard library and ``catalog``'s name lists load up front: each command imports
 what it needs (NumPy, matplotlib, the data loaders), so ``nnscratch --help`` and
@@ -223,12 +223,23 @@ def build_parser():
     attack.add_argument("--limit", type=COUNT, metavar="N",
                         help="the first N test images (default: all)")
     attack.add_argument("--out", type=PATH, help="the report folder (default RUN/attack_NAME)")
+
+    reproduce = commands.add_parser("reproduce", help="reproduce a paper's study: tables "
+                                    "beside the paper's, figures; stages cached, resumable")
+    reproduce.add_argument("study", nargs="?", metavar="STUDY", help="the study (see --list)")
+    reproduce.add_argument("--list", action="store_true", help="the studies and their runs")
+    reproduce.add_argument("--quick", action="store_true", help="a small subset, the study's "
+                           "checks asserted (exit 1 if one fails)")
+    reproduce.add_argument("--out", type=PATH, help="default ./reproduce-STUDY[-quick], never "
+                           "results/ (committed), replaced only if it holds an earlier run's "
+                           "results; stages are cached in $NNSCRATCH_DATA (~/.cache/nnscratch)")
+    reproduce.add_argument("--seed", type=SEED, default=0, help="default 0")
     return parser
 
 
 def main(argv=None):
-    """Run the command ``argv`` (default: sys.argv[1:]); returns the exit status: 0, 2 for
-    every error (a line ``nnscratch: error: ...`` on stderr), 130 when interrupted."""
+    """Run the command ``argv`` (default: sys.argv[1:]); returns the exit status: 0, 2 for every
+    error (a line ``nnscratch: error: ...``), 1 for failed checks, 130 when interrupted."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
@@ -251,6 +262,9 @@ def main(argv=None):
         elif args.command == "demo":
             from nnscratch import demo
             demo.run(args.dataset, args.out, args.epochs, args.seed)
+        elif args.command == "reproduce":
+            from nnscratch import reproducing
+            return reproducing.run(args)
         else:
             parser.print_help(sys.stderr)
             print("nnscratch: error: give a command", file=sys.stderr)
@@ -260,6 +274,8 @@ def main(argv=None):
         if args.command == "train":
             from nnscratch import runs
             message = runs.interrupted(args, argv)
+        elif args.command == "reproduce":
+            message = "interrupted; the same command resumes with the stages it finished"
         newline = "\n" if sys.stderr.isatty() else ""      # after the terminal's ^C
         print(f"{newline}nnscratch: {message}", file=sys.stderr)
         return 130                      # the shell's status for a SIGINT

@@ -1,0 +1,209 @@
+"""Image preprocessing as a defence: Günther, Rozsa & Boult (2017), section 2.2 and Table 2.
+
+The paper shifts each image by one pixel in a random direction (the row or column pushed out
+comes back on the other side), blurs it with a Gaussian of one pixel standard deviation, adds
+normal noise of one grey level, or does all three (shift, then blur, then noise); "after
+processing, all pixels are converted to integral values in [0, 255]". Here each step is a
+transform and rounding is one of them, so the paper's columns are compositions::
+
+    Compose(GaussianNoise(), Round())                      Noise
+    Compose(Blur(), Round())                               Blur
+    Compose(Shift(), Round())                              Shift
+    Compose(Shift(), Blur(), GaussianNoise(), Round())     Combined   (``table2_transforms``)
+
+Every transform is a vector-Jacobian product, as the model is::
+
+    x_out, pullback = t.forward(x, rng=None)     x, x_out: (N, C, H, W), same dtype
+    pullback(g) = d(sum g * x_out)/dx            g shaped like x_out
+    t(x, rng=None) -> x_out                      t.vjp(x, g, rng=None) -> like x
+
+``t.exact`` is True when the pullback is the true derivative (noise, blur, shift: all linear
+in x, given the random draw) and False when it is the identity standing in for a derivative
+that is zero almost everywhere (rounding: BPDA, Athalye et al. 2018). ``rng`` is an integer
+seed, a random Generator (NumPy's, or CuPy's for CuPy input), or None for fresh entropy; the
+same seed gives the same draw, so ``t(x, rng=s)`` and ``t.vjp(x, g, rng=s)`` refer to the same
+transformed image. Random numbers are drawn in float64 and cast, so float32 and float64 inputs
+get the same draw. Images are expected in [0, 1]; only ``Round`` clips.
+"""
+
+import numbers
+
+from nnscratch.backend import get_array_module, new_rng
+from nnscratch.layers import GaussianBlur
+from nnscratch.layers.base import check_integer, check_real
+
+GREY_LEVELS = 255                               # images hold k / 255, k = 0 .. 255
+
+
+def check_image_batch(x, what="x"):
+    """x must be a floating array of images (N, C, H, W); returns its array module."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{what} must be an array of images (N, C, H, W), got {type(x).__name__}")
+    xp = get_array_module(x)
+    if not xp.issubdtype(x.dtype, xp.floating):
+        raise ValueError(f"{what} must be floating point in [0, 1], got dtype {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"{what} must be images of shape (N, C, H, W), got shape "
+                         f"{tuple(x.shape)}")
+    return xp
+
+
+def as_generator(rng, xp):
+    """A random Generator from ``rng``: None (fresh entropy), a seed, or a Generator (kept)."""
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        return new_rng(rng, xp)
+    if hasattr(rng, "standard_normal") and hasattr(rng, "random"):
+        return rng
+    raise TypeError(f"rng must be None, an integer seed or a random Generator, got {rng!r}")
+
+
+class Transform:
+    """Base class. A transform implements ``apply(x, rng)`` on one checked batch with a
+    Generator; ``forward``, ``__call__`` and ``vjp`` check their inputs and derive from it."""
+
+    exact = True
+
+    def apply(self, x, rng):
+        """(x_out, pullback) for images x (N, C, H, W) and a random Generator ``rng``."""
+        raise NotImplementedError
+
+    def forward(self, x, rng=None):
+        """(x_out, pullback): the transformed images and d(sum g * x_out)/dx as a function of g."""
+        xp = check_image_batch(x)
+        return self.apply(x, as_generator(rng, xp))
+
+    def __call__(self, x, rng=None):
+        return self.forward(x, rng)[0]
+
+    def vjp(self, x, g, rng=None):
+        """d(sum g * t(x))/dx for the draw that ``rng`` gives (like x)."""
+        x_out, pullback = self.forward(x, rng)
+        if not hasattr(g, "shape") or tuple(g.shape) != tuple(x_out.shape):
+            raise ValueError(f"g must have the shape of the transformed images "
+                             f"{tuple(x_out.shape)}, got {getattr(g, 'shape', type(g).__name__)}")
+        return pullback(g.astype(x.dtype, copy=False))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({args})"
+
+
+def identity_pullback(g):
+    return g.copy()                # a copy: whoever receives it may change it in place
+
+
+class GaussianNoise(Transform):
+    """x_out = x + sigma * n, n ~ N(0, 1) per pixel; sigma = 1/255 is one grey level.
+
+    Not clipped (Round, which follows it in the paper, clips). d x_out/dx = I for a fixed draw.
+    """
+
+    def __init__(self, sigma=1 / GREY_LEVELS):
+        self.sigma = check_real(sigma, "GaussianNoise: sigma")
+
+    def apply(self, x, rng):
+        xp = get_array_module(x)
+        noise = xp.asarray(rng.standard_normal(x.shape)).astype(x.dtype)       # (N, C, H, W)
+        return x + x.dtype.type(self.sigma) * noise, identity_pullback
+
+
+class Blur(Transform):
+    """x_out = G * x per channel, G the separable Gaussian of standard deviation ``sigma``
+    pixels (the paper: one pixel).
+
+    The paper gives neither the kernel size nor the border handling. We take the taps of
+    ``nnscratch.layers.GaussianBlur``: radius ceil(3 sigma) (3 for sigma = 1, a 7 x 7 kernel,
+    taps normalised to sum 1) unless ``radius`` is given, and zero padding (black outside the
+    image: MNIST's background). The operator is then a symmetric matrix, so the pullback is
+    the same blur applied to g.
+    """
+
+    def __init__(self, sigma=1.0, radius=None):
+        self._blur = GaussianBlur(sigma, radius)
+        self.sigma, self.radius = self._blur.sigma, self._blur.radius
+
+    def apply(self, x, rng):
+        return self._blur.blur(x), self._blur.blur
+
+
+# (axis, step) of np.roll for the four directions: left, right, up, down
+DIRECTIONS = ((3, -1), (3, 1), (2, -1), (2, 1))
+
+
+class Shift(Transform):
+    """Each image moved by ``pixels`` in a random direction (left, right, up or down, equally
+    likely, drawn per image), with wrap-around: ``np.roll(x_n, ±pixels, axis=W or H)``.
+
+    x_out = P_n x_n, P_n a permutation; the pullback is its inverse, P_n^T g_n = roll back.
+    """
+
+    def __init__(self, pixels=1):
+        self.pixels = check_integer(pixels, "Shift: pixels")
+
+    def apply(self, x, rng):
+        xp = get_array_module(x)
+        u = xp.asarray(rng.random(len(x)))                                      # (N,)
+        direction = xp.floor(u * 4).reshape(len(x), 1, 1, 1)                   # 0, 1, 2, 3
+
+        def roll(a, sign):
+            out = a
+            for k, (axis, step) in enumerate(DIRECTIONS):
+                out = xp.where(direction == k, xp.roll(a, sign * step * self.pixels, axis), out)
+            return out
+
+        return roll(x, 1), lambda g: roll(g, -1)
+
+
+class Round(Transform):
+    """x_out = clip(round(255 x), 0, 255) / 255: integral grey levels (round half to even).
+
+    Its derivative is zero almost everywhere, so the pullback is the identity (BPDA):
+    ``exact = False``.
+    """
+
+    exact = False
+
+    def apply(self, x, rng):
+        xp = get_array_module(x)
+        levels = x.dtype.type(GREY_LEVELS)
+        return xp.clip(xp.round(x * levels), 0, levels) / levels, identity_pullback
+
+
+class Compose(Transform):
+    """t_k(...t_2(t_1(x))): the transforms in the order given, all drawing from one Generator
+    (in that order). The pullback chains theirs in reverse; exact iff every step is."""
+
+    def __init__(self, *transforms):
+        if not transforms:
+            raise ValueError("Compose needs at least one transform")
+        for t in transforms:
+            if not isinstance(t, Transform):
+                raise TypeError(f"Compose takes Transform objects, got {t!r}")
+        self.transforms = transforms
+        self.exact = all(t.exact for t in transforms)
+
+    def apply(self, x, rng):
+        pullbacks = []
+        for t in self.transforms:
+            x, pullback = t.apply(x, rng)
+            pullbacks.append(pullback)
+
+        def chain(g):
+            for pullback in reversed(pullbacks):
+                g = pullback(g)
+            return g
+
+        return x, chain
+
+    def __repr__(self):
+        return f"Compose({', '.join(map(repr, self.transforms))})"
+
+
+def table2_transforms():
+    """The preprocessing columns of Günther et al.'s Table 2, each followed by rounding to
+    integral grey levels. ("None" is no transform; "Crops" is ``FiveCropAverage``.)"""
+    return {"noise": Compose(GaussianNoise(), Round()),
+            "blur": Compose(Blur(), Round()),
+            "shift": Compose(Shift(), Round()),
+            "combined": Compose(Shift(), Blur(), GaussianNoise(), Round())}
+

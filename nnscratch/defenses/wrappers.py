@@ -1,0 +1,173 @@
+"""Defended models with the model interface: "model after preprocessing" and "the average over
+five crops" (Günther, Rozsa & Boult 2017, section 2.2, Table 2).
+
+Each wrapper implements the three per-batch methods of ``nnscratch.model.Model`` and so has the
+whole interface (logits, loss and logit gradients, Jacobians, feature taps, MC dropout): every
+attack can target the defended model as it targets the bare one.
+
+    Preprocessed(model, t)     z(x) = model(t(x));  dL/dx = t.pullback(model.pullback(g))
+    FiveCropAverage(model)     z(x) = 1/5 sum_k model(crop_k(pad(x)));
+                               dL/dx = unpad(sum_k uncrop_k(model.pullback_k(g / 5)))
+"""
+
+from nnscratch.backend import get_array_module, new_rng
+from nnscratch.defenses.preprocessing import Transform
+from nnscratch.layers.base import check_integer
+from nnscratch.model import Model
+
+
+def check_model(model, what):
+    if not isinstance(model, Model):
+        raise TypeError(f"{what} takes a model with the model interface (nnscratch.model.Model),"
+                        f" got {type(model).__name__}")
+
+
+class Preprocessed(Model):
+    """``model`` applied to ``transform(x)``: x (N, C, H, W) -> logits (N, K).
+
+    Gradients go through the transform's pullback: the true derivative where ``transform.exact``,
+    the identity (BPDA) through the steps that are not differentiable (rounding).
+
+    Randomness: the wrapper holds the random Generator its transform draws from, seeded with
+    ``seed`` (one per array module, made at first use: NumPy's for NumPy input, CuPy's for
+    CuPy). By default every pass draws afresh (two calls of ``logits(x)`` see different noise
+    and shifts, as a deployed stochastic defence would), and the sequence of draws is
+    reproducible from ``seed``. With ``fixed_draw=True`` every batch re-seeds a Generator with
+    ``seed``: the transform is then one fixed function (the image at position i of a batch
+    always gets the same draw), which finite-difference checks, and attacks against one known
+    draw, need. The model's own dropout (``rng`` of the interface) is independent of both.
+    """
+
+    def __init__(self, model, transform, seed=0, fixed_draw=False):
+        check_model(model, "Preprocessed")
+        if not isinstance(transform, Transform):
+            raise TypeError(f"Preprocessed takes a Transform (nnscratch.defenses.preprocessing),"
+                            f" got {type(transform).__name__}")
+        if not isinstance(fixed_draw, bool):
+            raise TypeError(f"fixed_draw must be True or False, got {fixed_draw!r}")
+        self.model, self.transform = model, transform
+        self.seed = check_integer(seed, "Preprocessed: seed", minimum=0)
+        self.fixed_draw = fixed_draw
+        self.input_shape, self.batch_size = model.input_shape, model.batch_size
+        self._generators = {}                     # array module -> running Generator
+
+    def generator(self, xp):
+        """The Generator the transform draws from for a batch of array module ``xp``."""
+        if self.fixed_draw:
+            return new_rng(self.seed, xp)
+        if xp not in self._generators:
+            self._generators[xp] = new_rng(self.seed, xp)
+        return self._generators[xp]
+
+    def transformed(self, x):
+        """(t(x), pullback of t) for one batch, drawing from ``generator``."""
+        return self.transform.apply(x, self.generator(get_array_module(x)))
+
+    def batch_logits(self, x, rng=None):
+        return self.model.batch_logits(self.transformed(x)[0], rng)
+
+    def batch_features(self, x, names):
+        return self.model.batch_features(self.transformed(x)[0], names)
+
+    def batch_vjp(self, x, rng=None, tap=None):
+        x_t, transform_pullback = self.transformed(x)
+        output, model_pullback = self.model.batch_vjp(x_t, rng, tap)
+        return output, lambda g: transform_pullback(model_pullback(g))
+
+    device = property(lambda self: self.model.device)
+
+    def to(self, device):
+        """Move the wrapped model (its parameters) to "cpu" or "gpu"; returns the wrapper."""
+        self.model.to(device)
+        return self
+
+    def __repr__(self):
+        return (f"Preprocessed({type(self.model).__name__}, {self.transform!r}, seed={self.seed},"
+                f" fixed_draw={self.fixed_draw})")
+
+
+# top-left, top-right, bottom-left, bottom-right, centre: (row, column) of the crop's corner
+# in the image padded by ``pad`` pixels, in units of ``pad``
+CROP_CORNERS = ((0, 0), (0, 2), (2, 0), (2, 2), (1, 1))
+
+
+def five_crops(x, pad=1):
+    """The five crops of x padded with ``pad`` black (0) pixels on every side.
+
+    x: (N, C, H, W) -> (5, N, C, H, W), crops in ``CROP_CORNERS`` order; the centre crop is x.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    padded = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
+    padded[:, :, pad:pad + h, pad:pad + w] = x
+    return xp.stack([padded[:, :, i * pad:i * pad + h, j * pad:j * pad + w]
+                     for i, j in CROP_CORNERS])
+
+
+def five_crops_pullback(g, pad=1):
+    """The transpose of ``five_crops``: g (5, N, C, H, W) -> (N, C, H, W), each crop's gradient
+    added back where the crop came from, then the padding dropped."""
+    xp = get_array_module(g)
+    _, n, c, h, w = g.shape
+    padded = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=g.dtype)
+    for k, (i, j) in enumerate(CROP_CORNERS):
+        padded[:, :, i * pad:i * pad + h, j * pad:j * pad + w] += g[k]
+    return padded[:, :, pad:pad + h, pad:pad + w]
+
+
+class FiveCropAverage(Model):
+    """The average of ``model``'s logits over the five crops of x padded by ``pad`` black pixels.
+
+    x: (N, C, H, W) -> z (N, K) = 1/5 sum_k model(crop_k), crops as in ``five_crops``. Günther
+    et al. pad MNIST's 28 x 28 images to 30 x 30 (pad = 1), run the five 28 x 28 crops through
+    LeNet, average ip2 (the logits) and classify the average. The five crops run as one batch of
+    5n images (one forward pass, so one pullback serves them all); the gradient is exact:
+    pullback(g) = five_crops_pullback(model.pullback(g / 5 for each crop)).
+
+    Features: ``features(x, [name])`` is the activation of layer ``name`` averaged over the five
+    crops, like the logits (so the logit layer's "feature" is the logits), and
+    ``feature_gradient`` differentiates that average.
+    """
+
+    def __init__(self, model, pad=1):
+        check_model(model, "FiveCropAverage")
+        self.model = model
+        self.pad = check_integer(pad, "FiveCropAverage: pad")
+        self.input_shape, self.batch_size = model.input_shape, model.batch_size
+
+    def crops(self, x):
+        """The five crops as one batch: (5n, C, H, W), crop-major."""
+        return five_crops(x, self.pad).reshape((5 * len(x),) + tuple(x.shape[1:]))
+
+    @staticmethod
+    def average(output):
+        """(5n, ...) per-crop outputs -> (n, ...) their mean over the crops."""
+        return output.reshape((5, len(output) // 5) + tuple(output.shape[1:])).mean(axis=0)
+
+    def batch_logits(self, x, rng=None):
+        return self.average(self.model.batch_logits(self.crops(x), rng))
+
+    def batch_features(self, x, names):
+        taps = self.model.batch_features(self.crops(x), names)
+        return {name: self.average(value) for name, value in taps.items()}
+
+    def batch_vjp(self, x, rng=None, tap=None):
+        xp = get_array_module(x)
+        output, pullback = self.model.batch_vjp(self.crops(x), rng, tap)    # (5n, ...)
+
+        def average_pullback(g):                                          # g: (n, ...)
+            share = g / g.dtype.type(5)
+            grad_crops = pullback(xp.concatenate([share] * 5))           # (5n, C, H, W)
+            return five_crops_pullback(grad_crops.reshape((5,) + tuple(x.shape)), self.pad)
+
+        return self.average(output), average_pullback
+
+    device = property(lambda self: self.model.device)
+
+    def to(self, device):
+        """Move the wrapped model (its parameters) to "cpu" or "gpu"; returns the wrapper."""
+        self.model.to(device)
+        return self
+
+    def __repr__(self):
+        return f"FiveCropAverage({type(self.model).__name__}, pad={self.pad})"
