@@ -241,6 +241,17 @@ def test_tables_md_lists_the_differences_over_tolerance_with_their_reasons(tmp_p
     assert results["machine"]["cpu_count"] == os.cpu_count()
 
 
+def test_results_json_is_strict_json_with_nan_as_null(tmp_path):
+    """A cell with nothing to average is NaN; results.json writes it as null, not as the
+    NaN token strict JSON readers reject."""
+    tables = lambda config, outputs: [runner.Table("t", [runner.Row("x", float("nan"), 1.0)])]
+    reproduce(tmp_path, variant(tables=tables))
+    text = (tmp_path / "out" / "results.json").read_text()
+    assert "NaN" not in text
+    row = json.loads(text, parse_constant=lambda token: pytest.fail(token))["tables"][0]["rows"][0]
+    assert row["measured"] is None and row["difference"] is None and row["over_tolerance"]
+
+
 def test_failed_checks_stop_a_quick_run_and_are_reported_in_a_full_one(tmp_path):
     failing = variant(checks=lambda config, outputs: [("always fails", False), ("fine", True)])
     with pytest.raises(runner.ChecksFailed, match="1 of 2 checks failed.*always fails"):

@@ -14,6 +14,7 @@ results), so that ``--out`` can never delete a user's files.
 import dataclasses
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
@@ -151,6 +152,19 @@ def markdown(results, tables):
     return "\n".join(lines)
 
 
+def strict_json(value):
+    """``value`` with every NaN or infinity replaced by None (JSON's null): Python writes them
+    as the tokens NaN and Infinity, which strict JSON readers reject. A NaN in a table is a
+    cell with nothing to average (no successful adversarial, say)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def write(out, results, tables, figures):
     """Replace ``out`` (absolute; checked with refuse_unless_replaceable) with the run's
     results.json, tables.md and figures/NAME.png, all at once. Every figure is closed after
@@ -158,7 +172,7 @@ def write(out, results, tables, figures):
     for name in figures:
         if not (isinstance(name, str) and FIGURE_NAME.match(name)):
             raise ValueError(f"figure names must be letters, digits, '_' and '-', got {name!r}")
-    results_text = json.dumps(results, indent=2)
+    results_text = json.dumps(strict_json(results), indent=2, allow_nan=False)
     tables_text = markdown(results, tables)
     with files.atomic_dir(out, replace=True) as staging:
         files.atomic_write(staging / "results.json", results_text)
