@@ -42,6 +42,7 @@ import nnscratch
 from nnscratch import data, files, io, metrics, zoo
 from nnscratch.attacks import (BIM, FGSM, FGV, JSMA, PGD, CarliniWagnerL2, HotCold,
                                LocalSearch, OnePixel)
+from nnscratch.experiments.common import mean, pass_sample
 from nnscratch.training import fit_recipe, read_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,14 +93,6 @@ def trained_lenet(args):
 
 # ------------------------------------------------------------------------------ measuring
 
-def pass_sample(success, limit, seed=0):
-    """Indices of at most ``limit`` successful rows, drawn at random (sorted)."""
-    chosen = np.flatnonzero(success)
-    if len(chosen) > limit:
-        chosen = np.sort(np.random.default_rng(seed).choice(chosen, limit, replace=False))
-    return chosen
-
-
 def measure(name, attack, model, x, y, args, target=None, source=None, pass_images=None):
     """Run ``attack`` on x, time it, and summarise: success, mean norms and PASS over successes.
 
@@ -111,14 +104,12 @@ def measure(name, attack, model, x, y, args, target=None, source=None, pass_imag
     success = np.asarray(result.success).astype(bool)
     source = np.asarray(result.info.get("source", np.arange(len(success))))
     norms = {k: np.asarray(v, dtype=np.float64) for k, v in result.norms.items()}
-    chosen = pass_sample(success, args.pass_images if pass_images is None else pass_images)
+    chosen = pass_sample(success, args.pass_images if pass_images is None else pass_images,
+                         seed=0)
     began_pass = time.perf_counter()
     scores = metrics.pass_score(x[source[chosen]], np.asarray(result.x_adv)[chosen]) \
         if len(chosen) else np.zeros(0)
     pass_seconds = time.perf_counter() - began_pass
-
-    def mean(values):
-        return float(values.mean()) if values.size else math.nan
 
     failures = result.info.get("failure")
     report = {"attack": name, "rows": int(len(success)), "images": int(len(x)),

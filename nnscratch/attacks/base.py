@@ -19,6 +19,7 @@ import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.layers.base import check_integer, check_real
+from nnscratch.model.interface import check_image_batch
 
 
 @dataclass
@@ -96,13 +97,7 @@ def check_attack_images(x):
     """x must be float images (N, C, H, W) in [0, 1]: attacks clip to that range, so an image
     outside it (normalised data, say) would be silently changed. Returns x's array module.
     The range check reads the values once per ``generate`` (one device sync on a GPU)."""
-    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-        raise TypeError(f"x must be an array of images (N, C, H, W), got {type(x).__name__}")
-    xp = get_array_module(x)
-    if not xp.issubdtype(x.dtype, xp.floating):
-        raise ValueError(f"x must be floating point in [0, 1], got dtype {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"x must be images of shape (N, C, H, W), got shape {tuple(x.shape)}")
+    xp = check_image_batch(x)
     if x.size:
         low, high = float(x.min()), float(x.max())
         if not (0 <= low and high <= 1):     # False for NaN too

@@ -31,21 +31,9 @@ import numbers
 from nnscratch.backend import get_array_module, new_rng
 from nnscratch.layers import GaussianBlur
 from nnscratch.layers.base import check_integer, check_real
+from nnscratch.model.interface import check_image_batch
 
 GREY_LEVELS = 255                               # images hold k / 255, k = 0 .. 255
-
-
-def check_image_batch(x, what="x"):
-    """x must be a floating array of images (N, C, H, W); returns its array module."""
-    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-        raise TypeError(f"{what} must be an array of images (N, C, H, W), got {type(x).__name__}")
-    xp = get_array_module(x)
-    if not xp.issubdtype(x.dtype, xp.floating):
-        raise ValueError(f"{what} must be floating point in [0, 1], got dtype {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"{what} must be images of shape (N, C, H, W), got shape "
-                         f"{tuple(x.shape)}")
-    return xp
 
 
 def as_generator(rng, xp):

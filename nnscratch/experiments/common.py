@@ -35,8 +35,8 @@ def train(model, recipe_name, train_data, ctx, epochs, lr=None):
 
 
 def accuracy(model, x, y):
-    """The share of (x, y) that ``model`` classifies correctly, in [0, 1]."""
-    return float((np.asarray(model.predict(x)) == y).mean()) if len(y) else float("nan")
+    """The share of (x, y) that ``model`` classifies correctly, in [0, 1] (NaN for none)."""
+    return metrics.accuracy(y, model.predict(x))
 
 
 def pass_sample(success, limit, seed):

@@ -58,9 +58,13 @@ def pct(value):
     return 100.0 * value
 
 
+def training_reason(config):
+    return TRAINING.format(epochs=config["epochs"], images=config["train_images"])
+
+
 def table1(config, outputs):
     rows = []
-    training = TRAINING.format(epochs=config["epochs"], images=config["train_images"])
+    training = training_reason(config)
     for network, name in NETWORK_NAMES.items():
         measured, paper = outputs[f"table1_{network}"], PAPER_TABLE1[network]
         saturated = pct(outputs["saturation"][network])
@@ -94,9 +98,9 @@ def table2(config, outputs):
             rows.append(Row(f"{KIND_NAMES[kind]} corrected by {column}",
                             pct(measured[column][kind]), paper_value, reason=PREPROCESSING))
         rows.append(Row(f"accuracy after {column}", pct(measured[column]["accuracy"]), paper[3],
-                        reason=TRAINING.format(epochs=config["epochs"],
-                                               images=config["train_images"])))
-    counts = ", ".join(f"{KIND_NAMES[k]} {len(adversarials[f'{k}_y'])}" for k in ("fgs", "fgv", "hc1"))
+                        reason=training_reason(config)))
+    counts = ", ".join(f"{KIND_NAMES[k]} {len(adversarials[f'{k}_y'])}"
+                       for k in ("fgs", "fgv", "hc1"))
     note = (f"Minimal adversarials of the {adversarials['correct']} correctly classified test "
             f"images ({counts}); every technique is followed by rounding to grey levels.")
     return Table("Table 2: preprocessing against adversarial images", rows, note)
@@ -134,7 +138,8 @@ def openmax_sweep(config, outputs):
         layer, tailsize = key.split("/")
         for name in ("test", "fgs", "fgv", "f50", "f90", "f99"):
             for column in ("accuracy", "unknown") if name == "test" else ("unknown", "same_target"):
-                value = paper.get((tailsize, name, column)) if layer == config["openmax_layers"][0] else None
+                on_ip1 = layer == config["openmax_layers"][0]
+                value = paper.get((tailsize, name, column)) if on_ip1 else None
                 rows.append(Row(f"{layer} tailsize {tailsize}, {name}: {column.replace('_', ' ')}",
                                 pct(results[name][column]), value, reason=OPENMAX))
     return Table("OpenMax: tailsize and layer (the paper's text, section 2.3)", rows,
@@ -148,8 +153,7 @@ def aliasing_table(config, outputs):
     for network, (accuracy, found) in PAPER_ALIASING.items():
         name = "LeNet" if network == "base" else f"LeNet + blur {config['alias_sigma']}"
         rows.append(Row(f"{name} accuracy", pct(outputs[network]["test_accuracy"]), accuracy,
-                        reason=TRAINING.format(epochs=config["epochs"],
-                                               images=config["train_images"])))
+                        reason=training_reason(config)))
         rows.append(Row(f"{name} images turned by minimal FGV",
                         pct(measured[f"{network}_found"] / images), found,
                         reason="no bound on w here but saturation, as in Table 1 (see there)"))
@@ -203,7 +207,8 @@ def adversarial_examples(outputs, columns=6):
     fig = Figure(figsize=(columns * 1.1, 4 * 1.25), dpi=120)
     axes = fig.subplots(4, columns, squeeze=False)
     for c in range(columns):
-        image_axis(axes[0, c], adversarials["fgs_original"][c], f"original {adversarials['fgs_y'][c]}")
+        image_axis(axes[0, c], adversarials["fgs_original"][c],
+                   f"original {adversarials['fgs_y'][c]}")
         for r, kind in enumerate(("fgs", "fgv", "hc1"), start=1):
             if c < len(adversarials[f"{kind}_y"]):
                 image_axis(axes[r, c], adversarials[f"{kind}_x"][c],

@@ -46,6 +46,21 @@ def join_batches(parts):
     return first if len(parts) == 1 else get_array_module(first).concatenate(parts)
 
 
+def check_image_batch(x, what="x"):
+    """``x`` must be a floating array of images (N, C, H, W), as attacks and preprocessing
+    defences take them; returns its array module. (``Model.check_images`` checks against one
+    model instead: its input shape and device.)"""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{what} must be an array of images (N, C, H, W), got {type(x).__name__}")
+    xp = get_array_module(x)
+    if not xp.issubdtype(x.dtype, xp.floating):
+        raise ValueError(f"{what} must be floating point in [0, 1], got dtype {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"{what} must be images of shape (N, C, H, W), got shape "
+                         f"{tuple(x.shape)}")
+    return xp
+
+
 def shaped_like(w, output, what):
     """``w`` (one batch of it) cast to ``output``'s dtype, refused unless shaped like it."""
     if not hasattr(w, "shape"):
