@@ -8,7 +8,8 @@ shares; one module per family:
 ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``saliency.py`` (JSMA),
 ``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
 only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations), ``hotcold.py``
-(HotCold: towards a hot class, away from the cold one), ``fooling.py`` (FoolingImages).
+(HotCold: towards a hot class, away from the cold one), ``fooling.py`` (FoolingImages),
+``reject_aware.py`` (RejectAwarePGD: Sotgiu et al.'s attack on a model with a reject class).
 """
 
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
@@ -18,9 +19,10 @@ from nnscratch.attacks.hotcold import HotCold
 from nnscratch.attacks.iterative import BIM, PGD
 from nnscratch.attacks.optimization import LBFGS, CarliniWagnerL2
 from nnscratch.attacks.query import LocalSearch, OnePixel
+from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.attacks.saliency import JSMA
 from nnscratch.attacks.spatial import SpatialGrid
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "JSMA",
            "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "SpatialGrid", "HotCold",
-           "FoolingImages"]
+           "FoolingImages", "RejectAwarePGD"]

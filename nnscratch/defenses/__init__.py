@@ -6,16 +6,35 @@ defence (which keep the model interface, so attacks can target them), and OpenMa
 - ``wrappers``: ``Preprocessed(model, t)``, ``FiveCropAverage(model)``
 - ``openmax``: ``OpenMax`` (fit / predict / score / predict_proba) and ``OpenMaxModel``
 - ``weibull``: the libMR-style Weibull tail fit behind OpenMax
+- ``crops``: ``crop_resize``, ``CropResizeVote`` (five crops resized back, k-of-5 agreement)
+- ``uncertainty``: ``mc_uncertainty``, ``information_gain_thresholds``,
+  ``UncertaintyCropDetector`` (Alshemali et al.'s Algorithm 1)
+- ``kde``: ``KDEUncertaintyDetector`` (Feinman et al.'s density + uncertainty detector)
+- ``svm``: ``RBFOneVsRest`` (one-vs-all RBF SVMs with their decision and its gradient by hand)
+- ``dnr``: ``DeepNeuralRejection``, ``NeuralRejection`` (Sotgiu et al.; Melis et al.)
+- ``rejection``: ``threshold_for_rate``, ``SoftmaxThreshold``, ``AtRejectRate``,
+  ``RejectingModel`` (a reject option with the model interface, K + 1 logits)
 
 A defence never imports an attack (attacks and defences are siblings).
 """
 
+from nnscratch.defenses.crops import CropResizeVote, crop_resize
+from nnscratch.defenses.dnr import DeepNeuralRejection, NeuralRejection
+from nnscratch.defenses.kde import KDEUncertaintyDetector
 from nnscratch.defenses.openmax import OpenMax, OpenMaxModel
 from nnscratch.defenses.preprocessing import (Blur, Compose, GaussianNoise, Round, Shift,
                                               Transform, table2_transforms)
+from nnscratch.defenses.rejection import (AtRejectRate, RejectingModel, SoftmaxThreshold,
+                                          threshold_for_rate)
+from nnscratch.defenses.svm import RBFOneVsRest
+from nnscratch.defenses.uncertainty import (UncertaintyCropDetector,
+                                            information_gain_thresholds, mc_uncertainty)
 from nnscratch.defenses.weibull import WeibullTail, fit_tail
 from nnscratch.defenses.wrappers import FiveCropAverage, Preprocessed, five_crops
 
 __all__ = ["Transform", "GaussianNoise", "Blur", "Shift", "Round", "Compose",
            "table2_transforms", "Preprocessed", "FiveCropAverage", "five_crops", "OpenMax",
-           "OpenMaxModel", "WeibullTail", "fit_tail"]
+           "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize", "CropResizeVote",
+           "mc_uncertainty", "information_gain_thresholds", "UncertaintyCropDetector",
+           "KDEUncertaintyDetector", "RBFOneVsRest", "DeepNeuralRejection", "NeuralRejection",
+           "threshold_for_rate", "SoftmaxThreshold", "AtRejectRate", "RejectingModel"]
