@@ -10,6 +10,7 @@ import importlib
 
 STUDIES = {
     "gunther": "nnscratch.experiments.gunther",
+    "alshemali": "nnscratch.experiments.alshemali",
 }
 
 

@@ -1,0 +1,97 @@
+"""Alshemali, Graham & Kalita, "Toward Robust Image Classification": MC-dropout uncertainty
+with a five-crop vote (their Algorithm 1) on LeNet/MNIST under FGSM, JSMA and BIM (Tables 1-3),
+beside Feinman et al.'s kernel-density + Bayesian-uncertainty detector, and beyond the paper
+both detectors against attacks that know them.
+
+    nnscratch reproduce alshemali [--quick]
+
+The stages are in ``alshemali_stages.py`` (LeNet, the mixed sets, Algorithm 1),
+``alshemali_feinman.py`` (Feinman et al.) and ``alshemali_adaptive.py``; the paper's numbers,
+tables and figures in ``alshemali_report.py``.
+"""
+
+from nnscratch.experiments import alshemali_report
+from nnscratch.experiments.alshemali_adaptive import adaptive_feinman, adaptive_uncertainty
+from nnscratch.experiments.alshemali_feinman import FEINMAN_ATTACKS, feinman, feinman_network
+from nnscratch.experiments.alshemali_stages import ATTACKS, adversarials, detector, lenet
+from nnscratch.experiments.runner import Stage
+
+NAME = "alshemali"
+TITLE = ("Alshemali, Graham & Kalita, Toward Robust Image Classification: Tables 1-3, the "
+         "k-of-5 vote, Feinman et al.'s detector beside it, and both against adaptive attacks")
+FULL_RUN = "not yet measured"
+
+TRAINING = ("train_images", "epochs", "test_images")
+STRENGTHS = ("test_images", "validation_images", "calibration_images", "table1_targets",
+             "max_eps", "bisection_steps", "jsma_max_gamma")
+DETECTOR = ("test_images", "mc_samples", "votes", "crop")
+FEINMAN_TRAINING = ("train_images", "test_images", "feinman_epochs")
+FEINMAN = ("train_images", "test_images", "feinman_epochs", "feinman_images", "mc_samples")
+ADAPTIVE = ("adaptive_images", "adaptive_steps", "eot_samples", "uncertainty_weight")
+
+STAGES = [
+    Stage("lenet", lenet, keys=TRAINING),
+    Stage("feinman_network", feinman_network, keys=FEINMAN_TRAINING),
+    *[Stage(f"adversarials_{kind}", adversarials(kind), uses=("lenet",), keys=STRENGTHS)
+      for kind in ATTACKS],
+    *[Stage(f"detector_{kind}", detector(kind), uses=("lenet", f"adversarials_{kind}"),
+            keys=DETECTOR) for kind in ATTACKS],
+    *[Stage(f"feinman_{kind}", feinman(kind), uses=("feinman_network",), keys=FEINMAN)
+      for kind in FEINMAN_ATTACKS],
+    Stage("adaptive_uncertainty", adaptive_uncertainty,
+          uses=("lenet", "adversarials_fgsm", "adversarials_bim", "detector_fgsm",
+                "detector_bim"), keys=DETECTOR + ADAPTIVE),
+    Stage("adaptive_feinman", adaptive_feinman, uses=("feinman_network",),
+          keys=FEINMAN + ADAPTIVE),
+]
+
+
+def config(quick):
+    """Every setting. Full: LeNet 12 epochs and feinman_cnn 10 epochs on the 55,000 training
+    images, the 10,000 test images in two halves (the paper's 50/50 mixes of about 10,000),
+    strengths chosen on 2,000 + 2,000 of the 5,000 validation images. Quick: the same stages on
+    a few thousand images, minutes on 2 cores."""
+    full = {"train_images": 55_000, "epochs": 12, "test_images": 10_000,
+            "validation_images": 5_000, "calibration_images": 2_000,
+            "table1_targets": {"fgsm": 0.59, "jsma": 0.52, "bim": 0.50},
+            "max_eps": 0.5, "bisection_steps": 12, "jsma_max_gamma": 0.2,
+            "mc_samples": 50, "votes": 4, "crop": 24,
+            "feinman_epochs": 10, "feinman_images": 1_000,
+            "adaptive_images": 500, "adaptive_steps": 40, "eot_samples": 8,
+            "uncertainty_weight": 1.0}
+    if not quick:
+        return full
+    return dict(full, train_images=10_000, epochs=4, test_images=400, validation_images=400,
+                calibration_images=150, bisection_steps=7, jsma_max_gamma=0.1, mc_samples=10,
+                feinman_epochs=1, feinman_images=60, adaptive_images=40, adaptive_steps=10,
+                eot_samples=4)
+
+
+def tables(config, outputs):
+    return alshemali_report.tables(config, outputs)
+
+
+def figures(config, outputs):
+    return alshemali_report.figures(config, outputs)
+
+
+def checks(config, outputs):
+    """Properties a broken pipeline fails, whatever the scale: the network learnt, the
+    detector flags far more BIM adversarials than clean images, accuracy on the images it
+    flags clean beats the undefended accuracy on the mix, and Feinman's detector is better
+    than chance on the data it was fitted on."""
+    bim = outputs["detector_bim"]["table2"]
+    flagged_adversarial = bim["tp"] / max(bim["tp"] + bim["fn"], 1)
+    flagged_clean = bim["fp"] / max(bim["fp"] + bim["tn"], 1)
+    return [
+        ("LeNet with dropout classifies over 90% of the test images",
+         outputs["lenet"]["test_accuracy"] > 0.9),
+        ("the detector flags at least 20 points more of the BIM adversarials than of the clean "
+         "images", flagged_adversarial > flagged_clean + 0.2),
+        ("accuracy on the images flagged clean exceeds the undefended accuracy on the mix, for "
+         "every attack",
+         all(outputs[f"detector_{kind}"]["table2"]["clean_flagged_accuracy"]
+             > outputs[f"adversarials_{kind}"]["table1_accuracy"] for kind in ATTACKS)),
+        ("Feinman et al.'s detector has a ROC-AUC above 0.6 on its fit data for every attack",
+         all(outputs[f"feinman_{kind}"]["fit"]["kde_bu"] > 0.6 for kind in FEINMAN_ATTACKS)),
+    ]
