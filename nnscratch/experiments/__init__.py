@@ -11,6 +11,7 @@ import importlib
 STUDIES = {
     "gunther": "nnscratch.experiments.gunther",
     "alshemali": "nnscratch.experiments.alshemali",
+    "dnr": "nnscratch.experiments.dnr",
 }
 
 

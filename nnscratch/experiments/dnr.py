@@ -1,0 +1,100 @@
+"""Deep Neural Rejection (Sotgiu et al. 2019) on the report's network, ``dnr_cnn``: layer SVMs
+and an RBF combiner, compared with the undefended CNN, a softmax threshold, the single-layer
+reject NR and OpenMax under FGSM, PGD (L-inf and L2), the defence-aware attack and the one-pixel
+attack. The study Thanthulage's research report planned and did not finish.
+
+    nnscratch reproduce dnr [--quick]
+
+The stages are in ``dnr_stages.py`` (network, SVM selection, attacks, evaluation) and
+``dnr_attacks.py`` (defence-aware, one pixel); the claims, tables and figures in
+``dnr_report.py``. The paper's curve values are not available (``shared/papers/dnr-notes.md``):
+its claims are the anchor, and ``tables.md`` says whether the run bears each out.
+"""
+
+from nnscratch.experiments import dnr_report
+from nnscratch.experiments.dnr_attacks import defence_aware, one_pixel
+from nnscratch.experiments.dnr_stages import (attacks, defences, evaluation, network,
+                                              svm_selection)
+from nnscratch.experiments.runner import Stage
+
+NAME = "dnr"
+TITLE = ("Deep Neural Rejection (Sotgiu et al. 2019) on dnr_cnn: reject options under FGSM, "
+         "PGD, the defence-aware attack and the one-pixel attack")
+FULL_RUN = "not yet measured"
+
+TRAINING = ("train_images", "epochs", "test_images")
+DEFENCES = ("train_images", "dnr_images", "validation_images", "reject_rate", "folds",
+            "openmax_tailsize")
+ATTACKS = ("attack_images", "fgsm_eps", "pgd_linf_eps", "pgd_l2_eps", "pgd_steps")
+
+STAGES = [
+    Stage("network", network, keys=TRAINING),
+    Stage("svm_selection", svm_selection, uses=("network",),
+          keys=("train_images", "selection_images")),
+    Stage("defences", defences, uses=("network", "svm_selection"), keys=DEFENCES),
+    Stage("attacks", attacks, uses=("network",), keys=ATTACKS),
+    Stage("evaluation", evaluation, uses=("network", "svm_selection", "defences", "attacks"),
+          keys=DEFENCES + ATTACKS + ("test_images", "histogram_index")),
+    Stage("defence_aware", defence_aware, uses=("network", "svm_selection", "defences"),
+          keys=DEFENCES + ("aware_images", "aware_eps", "aware_steps", "line_search")),
+    Stage("one_pixel", one_pixel, uses=("network", "svm_selection", "defences"),
+          keys=DEFENCES + ("one_pixel_images", "one_pixel_pixels", "one_pixel_population",
+                           "one_pixel_iterations")),
+]
+
+
+def config(quick):
+    """Every setting. Full: the network on 27,500 training images for 15 epochs, DNR on 5,000
+    of the other half (the authors' tutorial), thresholds on 2,000 validation images for 10%
+    rejection, clean curves on the 10,000 test images, attack curves on 500, the defence-aware
+    attack on 100 (the authors' re-run), one pixel on 100. Quick: the same stages, smaller."""
+    full = {"train_images": 55_000, "epochs": 15, "test_images": 10_000, "dnr_images": 5_000,
+            "selection_images": 2_000, "validation_images": 2_000, "reject_rate": 0.1,
+            "folds": 5, "openmax_tailsize": 20,
+            "attack_images": 500, "fgsm_eps": [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+            "pgd_linf_eps": [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
+            "pgd_l2_eps": [0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0], "pgd_steps": 40,
+            "histogram_index": 4,
+            "aware_images": 100, "aware_eps": [0, 0.5, 1.0, 2.0, 3.0, 5.0], "aware_steps": 30,
+            "line_search": 10,
+            "one_pixel_images": 100, "one_pixel_pixels": [1, 3, 5],
+            "one_pixel_population": 100, "one_pixel_iterations": 20}
+    if not quick:
+        return full
+    return dict(full, train_images=12_000, epochs=3, test_images=2_000, dnr_images=1_000,
+                selection_images=400, attack_images=100, fgsm_eps=[0, 0.3],
+                pgd_linf_eps=[0, 0.3], pgd_l2_eps=[0, 2.0], pgd_steps=10, histogram_index=1,
+                aware_images=40, aware_eps=[0, 2.0], aware_steps=10, line_search=5,
+                one_pixel_images=10, one_pixel_pixels=[1, 3], one_pixel_population=20,
+                one_pixel_iterations=5)
+
+
+def tables(config, outputs):
+    return dnr_report.tables(config, outputs)
+
+
+def figures(config, outputs):
+    return dnr_report.figures(config, outputs)
+
+
+def checks(config, outputs):
+    """Properties a no-op or a reject-everything defence fails: the network learnt; DNR
+    rejects its target rate of clean test images within 2 points, and at least 10 points more
+    of the FGSM (L-inf 0.3) adversarials than of the same images clean; the defence-aware
+    attack takes DNR's accuracy below non-adaptive PGD's at the same L2 budget. (Whether DNR
+    rejects PGD's adversarials far more often than clean images is measured, not asserted:
+    ``dnr_report.claims_table``.)"""
+    clean = outputs["evaluation"]["clean"]["dnr"]
+    fgsm = outputs["evaluation"]["curves"]["dnr"]["fgsm_linf"]
+    aware = outputs["defence_aware"]["dnr"][-1]
+    transfer = {point["eps"]: point for point in outputs["evaluation"]["curves"]["dnr"]["pgd_l2"]}
+    return [
+        ("dnr_cnn classifies over 90% of the test images", outputs["network"]["test_accuracy"] > 0.9),
+        (f"DNR rejects {100 * config['reject_rate']:.0f}% of clean test images within 2 points",
+         abs(clean["rejected"] - config["reject_rate"]) <= 0.02),
+        (f"DNR rejects at least 10 points more FGSM adversarials (L-inf {fgsm[-1]['eps']:g}) than "
+         "the same images clean", fgsm[-1]["rejected"] >= fgsm[0]["rejected"] + 0.1),
+        (f"the defence-aware attack (L2 {aware['eps']:g}) takes DNR's accuracy below "
+         "non-adaptive PGD's at the same budget",
+         aware["eps"] in transfer and aware["accuracy"] < transfer[aware["eps"]]["accuracy"]),
+    ]
