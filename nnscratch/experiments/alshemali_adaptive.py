@@ -24,6 +24,7 @@ and the accuracy on the images flagged clean, beside the non-adaptive attack on 
 
 import numpy as np
 
+from nnscratch.attacks.iterative import project
 from nnscratch.defenses.uncertainty import UncertaintyCropDetector
 from nnscratch.experiments.alshemali_feinman import (correct_halves, feinman_attack,
                                                      fitted_detector)
@@ -51,7 +52,7 @@ def eot_pgd(model, x, y, eps, steps, samples, weight, seed):
         spread = p.std(axis=0) + 1e-12                                   # (N,)
         dstd = ((p - p.mean(axis=0)) * -p / (samples * spread))          # (S, N)
         total = g.mean(axis=0) + weight * np.einsum("sn,snchw->nchw", dstd, g)
-        x_adv = np.clip(np.clip(x_adv - step * np.sign(total), x - eps, x + eps), 0, 1)
+        x_adv = project(x, x_adv - step * np.sign(total), eps, "linf")
     return x_adv.astype(x.dtype)
 
 
@@ -66,7 +67,7 @@ def kde_aware_pgd(model, detector, x, y, eps, steps):
     for _ in range(steps):
         _, loss_grad = model.loss_gradient(x_adv, y)
         total = unit(np.asarray(loss_grad)) - unit(np.asarray(detector.score_gradient(x_adv)))
-        x_adv = np.clip(np.clip(x_adv + step * np.sign(total), x - eps, x + eps), 0, 1)
+        x_adv = project(x, x_adv + step * np.sign(total), eps, "linf")
     return x_adv.astype(x.dtype)
 
 

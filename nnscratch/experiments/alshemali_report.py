@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from nnscratch.experiments.alshemali_feinman import FEINMAN_ATTACKS
 from nnscratch.experiments.alshemali_stages import ATTACKS
+from nnscratch.experiments.common import pct
 from nnscratch.experiments.runner import Row, Table
 
 NAMES = {"fgsm": "FGSM", "jsma": "JSMA", "bim": "BIM", "bim_a": "BIM-A"}
@@ -28,10 +29,6 @@ TRAINING = ("our LeNet ({epochs} epochs of the LeNet recipe) is not the paper's;
 FEINMAN = ("our feinman_cnn ({epochs} epochs), {images} test images, noisy negatives of the "
            "adversarials' L2 norm; Feinman et al. fit and score the regression on the whole "
            "test set")
-
-
-def pct(value):
-    return 100.0 * value
 
 
 def rate(numerator, denominator):

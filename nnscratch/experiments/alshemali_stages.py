@@ -186,7 +186,7 @@ def detector(kind):
             sweep[str(votes)] = dict(outcome_counts(is_adversarial, labels == -1),
                                      clean_flagged_accuracy=clean_flagged_accuracy(
                                          labels, y_mix, labels == -1))
-        stage = np.asarray(decision.stage)
+        stage, label = np.asarray(decision.stage), np.asarray(decision.label)
         uncertainty = np.asarray(decision.uncertainty)
         return {"low": float(fitted.low), "high": float(fitted.high),
                 "table2": sweep[str(cfg["votes"])], "sweep": sweep,
@@ -196,9 +196,8 @@ def detector(kind):
                 "roc_auc": float(roc_auc_score(is_adversarial, uncertainty)),
                 "clean_dropped": int(np.sum(~kept)),
                 "uncertainty": uncertainty.astype(np.float32), "is_adversarial": is_adversarial,
-                "label": np.asarray(decision.labels(cfg["votes"])), "y": y_mix,
-                "x_examples": example_images(x_mix, is_adversarial,
-                                             np.asarray(decision.labels(cfg["votes"])) == -1)}
+                "label": label, "y": y_mix,
+                "x_examples": example_images(x_mix, is_adversarial, label == -1)}
 
     run.__name__ = f"detector_{kind}"
     return run

@@ -63,3 +63,8 @@ def mean(values):
     """The mean of ``values`` as a float, NaN for none (a table cell with nothing to average)."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()) if values.size else float("nan")
+
+
+def pct(value):
+    """A share in [0, 1] as a percentage, the unit the papers' tables use."""
+    return 100.0 * value

@@ -6,6 +6,7 @@ of the paper, whether this run bears it out.
 import numpy as np
 from matplotlib.figure import Figure
 
+from nnscratch.experiments.common import pct
 from nnscratch.experiments.dnr_stages import CURVES, OPTIONS
 from nnscratch.experiments.runner import Row, Table
 
@@ -22,10 +23,6 @@ MEANING = (
     "rather than misclassify them. The defence-aware attack instead climbs the best wrong "
     "class's score inside the L2 ball; a curve that still falls towards 0 at larger budgets "
     "is the defence being bypassed, not a flaw of the evaluation.")
-
-
-def pct(value):
-    return 100.0 * value
 
 
 def verdict(holds):

@@ -9,6 +9,7 @@ of PASS).
 import numpy as np
 from matplotlib.figure import Figure
 
+from nnscratch.experiments.common import pct
 from nnscratch.experiments.runner import Row, Table
 
 NETWORK_NAMES = {"base": "LeNet", "finetune_fgs": "LeNet+FGS", "finetune_fgv": "LeNet+FGV",
@@ -52,10 +53,6 @@ PREPROCESSING = ("a network trained differently has other minimal adversarials; 
 OPENMAX = ("OpenMax depends on the network's ip1 activations and the Weibull fits (ours: "
            "scipy's weibull_min on the translated tail, see OpenMax's docstring); fooling "
            "images also depend on their start and step rule, which the paper does not give")
-
-
-def pct(value):
-    return 100.0 * value
 
 
 def training_reason(config):
