@@ -1,8 +1,9 @@
 """The Deep Neural Rejection study end to end in quick mode: every stage on a few thousand
 MNIST images, the study's own property checks asserted (``dnr.checks``: DNR rejects its target
-rate of clean test images within 2 points and at least 10 points more FGSM adversarials than
-the same images clean, the defence-aware attack takes its accuracy below non-adaptive PGD's at
-the same budget), then a second run that finds every stage in the cache.
+rate of clean test images within 2 points and at least 20 points more PGD (L-inf 0.3)
+adversarials than the same images clean, the defence-aware attack takes its accuracy below
+that of PGD made against the network, on the same images at the same budget), then a second
+run that finds every stage in the cache.
 
 Needs MNIST in the data cache (the ``mnist_cached`` fixture of conftest.py).
 """

@@ -20,9 +20,10 @@ from nnscratch.experiments.runner import Stage
 NAME = "dnr"
 TITLE = ("Deep Neural Rejection (Sotgiu et al. 2019) on dnr_cnn: reject options under FGSM, "
          "PGD, the defence-aware attack and the one-pixel attack")
-FULL_RUN = ("about 26 minutes on 2 cores (2026-11-22, x86_64, NumPy's OpenBLAS): 2,068 s "
-            "measured, of which the network's 1,022 s include epochs slowed by another run "
-            "(15 epochs take about 480 s alone)")
+FULL_RUN = ("about 30 minutes on 2 cores (2026-11-22, x86_64, NumPy's OpenBLAS): 2,294 s "
+            "measured over two runs, of which the network's 1,022 s include epochs slowed by "
+            "another run (15 epochs take about 480 s alone) and the defence-aware attack, re-run "
+            "with its second start, 434 s")
 
 TRAINING = ("train_images", "epochs", "test_images")
 DEFENCES = ("train_images", "dnr_images", "validation_images", "reject_rate", "folds",
@@ -38,7 +39,8 @@ STAGES = [
     Stage("evaluation", evaluation, uses=("network", "svm_selection", "defences", "attacks"),
           keys=DEFENCES + ATTACKS + ("test_images", "histogram_index")),
     Stage("defence_aware", defence_aware, uses=("network", "svm_selection", "defences"),
-          keys=DEFENCES + ("aware_images", "aware_eps", "aware_steps", "line_search")),
+          keys=DEFENCES + ("aware_images", "aware_eps", "aware_steps", "line_search",
+                                  "pgd_steps")),
     Stage("one_pixel", one_pixel, uses=("network", "svm_selection", "defences"),
           keys=DEFENCES + ("one_pixel_images", "one_pixel_pixels", "one_pixel_population",
                            "one_pixel_iterations")),
@@ -63,10 +65,10 @@ def config(quick):
             "one_pixel_population": 100, "one_pixel_iterations": 20}
     if not quick:
         return full
-    return dict(full, train_images=12_000, epochs=3, test_images=2_000, dnr_images=1_000,
+    return dict(full, train_images=24_000, epochs=4, test_images=2_000, dnr_images=2_000,
                 selection_images=400, attack_images=100, fgsm_eps=[0, 0.3],
                 pgd_linf_eps=[0, 0.3], pgd_l2_eps=[0, 2.0], pgd_steps=10, histogram_index=1,
-                aware_images=40, aware_eps=[0, 2.0], aware_steps=10, line_search=5,
+                aware_eps=[0, 2.0], aware_steps=10, line_search=5,
                 one_pixel_images=10, one_pixel_pixels=[1, 3], one_pixel_population=20,
                 one_pixel_iterations=5)
 
@@ -81,22 +83,20 @@ def figures(config, outputs):
 
 def checks(config, outputs):
     """Properties a no-op or a reject-everything defence fails: the network learnt; DNR
-    rejects its target rate of clean test images within 2 points, and at least 10 points more
-    of the FGSM (L-inf 0.3) adversarials than of the same images clean; the defence-aware
-    attack takes DNR's accuracy below non-adaptive PGD's at the same L2 budget. (Whether DNR
-    rejects PGD's adversarials far more often than clean images is measured, not asserted:
-    ``dnr_report.claims_table``.)"""
+    rejects its target rate of clean test images within 2 points, and at least 20 points more
+    of the PGD (L-inf 0.3) adversarials than of the same images clean (the full run: 36); the
+    defence-aware attack takes DNR's accuracy below that of PGD made against the network
+    alone, on the same images at the same L2 budget."""
     clean = outputs["evaluation"]["clean"]["dnr"]
-    fgsm = outputs["evaluation"]["curves"]["dnr"]["fgsm_linf"]
+    pgd = outputs["evaluation"]["curves"]["dnr"]["pgd_linf"]
     aware = outputs["defence_aware"]["dnr"][-1]
-    transfer = {point["eps"]: point for point in outputs["evaluation"]["curves"]["dnr"]["pgd_l2"]}
     return [
         ("dnr_cnn classifies over 90% of the test images", outputs["network"]["test_accuracy"] > 0.9),
         (f"DNR rejects {100 * config['reject_rate']:.0f}% of clean test images within 2 points",
          abs(clean["rejected"] - config["reject_rate"]) <= 0.02),
-        (f"DNR rejects at least 10 points more FGSM adversarials (L-inf {fgsm[-1]['eps']:g}) than "
-         "the same images clean", fgsm[-1]["rejected"] >= fgsm[0]["rejected"] + 0.1),
-        (f"the defence-aware attack (L2 {aware['eps']:g}) takes DNR's accuracy below "
-         "non-adaptive PGD's at the same budget",
-         aware["eps"] in transfer and aware["accuracy"] < transfer[aware["eps"]]["accuracy"]),
+        (f"DNR rejects at least 20 points more PGD adversarials (L-inf {pgd[-1]['eps']:g}) than "
+         "the same images clean", pgd[-1]["rejected"] >= pgd[0]["rejected"] + 0.2),
+        (f"the defence-aware attack (L2 {aware['eps']:g}) takes DNR's accuracy below that of "
+         "PGD made against the network, on the same images",
+         aware["accuracy"] < aware["transfer_accuracy"]),
     ]

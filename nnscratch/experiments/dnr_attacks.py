@@ -4,7 +4,12 @@ the one-pixel attack the report planned.
 - Defence-aware: ``RejectAwarePGD`` on DNR's and NR's model view (``as_model()``: logits
   [s_1 .. s_K, theta]), which lowers s_y - max_{l != y} s_l inside the L2 ball of each
   ``aware_eps`` while keeping the point out of the reject region; the notes' settings
-  (normalised gradient, step 0.1 doubled up to ``line_search`` times, ``aware_steps`` steps).
+  (normalised gradient, step 0.1 doubled up to ``line_search`` times, ``aware_steps`` steps)
+  and their second start: each image also starts from the DNR training image (the attacker
+  knows the defence's training data) of lowest objective, projected into its ball, keeping
+  the run that ends lower. Beside it, on the same images, PGD L2 (``pgd_steps``) made
+  against the network alone and shown to each option: the attack that does not know the
+  defence, which the defence-aware one should beat.
   Accuracy as the paper counts it (a rejected adversarial is a correct decision).
 - One pixel (Su et al.; 1, 3 and 5 pixels) on ``one_pixel_images`` test images the network
   classifies correctly, with a smaller differential evolution than the paper's (population
@@ -16,10 +21,10 @@ the one-pixel attack the report planned.
 
 import numpy as np
 
-from nnscratch.attacks import OnePixel
+from nnscratch.attacks import PGD, OnePixel
 from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.experiments.common import mean, mnist
-from nnscratch.experiments.dnr_stages import fitted_svm_options, security_accuracy
+from nnscratch.experiments.dnr_stages import dnr_training, fitted_svm_options, security_accuracy
 
 
 def correct_test_images(model, count):
@@ -30,25 +35,27 @@ def correct_test_images(model, count):
 
 
 def defence_aware(cfg, inputs, ctx):
-    """The defence-aware attack against DNR and NR at each L2 budget."""
+    """The defence-aware attack against DNR and NR at each L2 budget, beside PGD L2 made
+    against the network alone and shown to them ("transfer_*"), on the same images."""
     model = inputs["network"]["model"]
     options = fitted_svm_options(cfg, inputs)
     x, y = mnist("test", cfg["aware_images"])
-    out = {}
-    for name in ("dnr", "nr"):
-        option, points = options[name], []
-        for eps in cfg["aware_eps"]:
-            if eps == 0:
-                labels = np.asarray(option.predict(x))
-            else:
-                attack = RejectAwarePGD(eps, steps=cfg["aware_steps"], step=0.1,
-                                        line_search=cfg["line_search"])
-                labels = np.asarray(option.predict(
-                    attack.generate(option.as_model(), x, y).x_adv))
-            points.append({"eps": eps, "accuracy": security_accuracy(labels, y, eps),
-                           "rejected": mean(labels == -1)})
-            ctx.log(f"{name} eps {eps:g}: {points[-1]}")
-        out[name] = points
+    starts = dnr_training(cfg, cfg["dnr_images"])[0]
+    out = {"dnr": [], "nr": []}
+    for eps in cfg["aware_eps"]:
+        transferred = x if eps == 0 else PGD(eps, steps=cfg["pgd_steps"], norm="l2",
+                                             seed=cfg["seed"]).generate(model, x, y).x_adv
+        attack = RejectAwarePGD(eps, steps=cfg["aware_steps"], step=0.1,
+                                line_search=cfg["line_search"], starts=starts)
+        for name, option in options.items():
+            aware = x if eps == 0 else attack.generate(option.as_model(), x, y).x_adv
+            labels = np.asarray(option.predict(aware))
+            shown = np.asarray(option.predict(transferred))
+            out[name].append({"eps": eps, "accuracy": security_accuracy(labels, y, eps),
+                              "rejected": mean(labels == -1),
+                              "transfer_accuracy": security_accuracy(shown, y, eps),
+                              "transfer_rejected": mean(shown == -1)})
+            ctx.log(f"{name} eps {eps:g}: {out[name][-1]}")
     return out
 
 
