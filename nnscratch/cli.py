@@ -1,4 +1,4 @@
-"""The ``nnscratch`` command: info, data, train (``runs.py``), evaluate, attack
+"""The ``nnscratch`` command: info (``machine.py``), data, train (``runs.py``), evaluate, attack
 (``attacking.py``), demo (``demo.py``), reproduce (``reproducing.py``).
 
 Only the standard library and ``catalog``'s name lists load up front: each command imports
@@ -8,36 +8,11 @@ what it needs (NumPy, matplotlib, the data loaders), so ``nnscratch --help`` and
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
 import nnscratch
 from nnscratch import catalog
-
-
-def info():
-    """What this machine offers nnscratch: versions, BLAS threads, CuPy and the GPU."""
-    import numpy as np
-
-    from nnscratch import backend
-    lines = [f"nnscratch {nnscratch.__version__}",
-             f"python {platform.python_version()}, numpy {np.__version__}"]
-    try:
-        from threadpoolctl import threadpool_info   # installed with scikit-learn
-        for pool in threadpool_info():
-            lines.append(f"BLAS: {pool.get('internal_api')} ({pool.get('threading_layer')}), "
-                         f"{pool.get('num_threads')} threads")
-    except ImportError:
-        lines.append("BLAS: threadpoolctl not installed, thread count unknown")
-    if backend.cupy is None:
-        lines.append("GPU backend: unavailable (install CuPy: pip install 'nnscratch[gpu]', "
-                     "and a CUDA GPU is needed)")
-    else:
-        cupy = backend.cupy
-        name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-        lines.append(f"GPU backend: cupy {cupy.__version__}, device 0: {name}")
-    return "\n".join(lines)
 
 
 def evaluate(args):
@@ -248,7 +223,8 @@ def main(argv=None):
         return stop.code
     try:
         if args.command == "info":
-            print(info())
+            from nnscratch import machine
+            print(machine.info())
         elif args.command == "data":
             data_command(args)
         elif args.command == "train":

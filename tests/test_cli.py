@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nnscratch import catalog, cli, data, demo, io, zoo
+from nnscratch import catalog, cli, data, demo, io, machine, zoo
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +25,13 @@ def test_info(capsys):
     assert cli.main(["info"]) == 0
     text = capsys.readouterr().out
     assert "nnscratch" in text and "numpy" in text and "GPU backend" in text
+
+
+def test_info_hints_at_faster_blas_kernels_only_where_the_processor_has_them():
+    assert "OPENBLAS_CORETYPE=SKYLAKEX" in machine.blas_hint("Haswell", {"avx2", "avx512f"})
+    assert machine.blas_hint("Haswell", {"avx2", "fma"}) is None        # no AVX-512: nothing better
+    assert machine.blas_hint("SkylakeX", {"avx2", "avx512f"}) is None   # already the AVX-512 ones
+    assert machine.blas_hint(None, {"avx512f"}) is None                 # not OpenBLAS
 
 
 def modules_loaded_by(argv):

@@ -8,12 +8,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "nnscratch"
 
 # DESIGN.md's layers, top to bottom: a module may import from its own layer and those above.
-# Two more than DESIGN.md lists: catalog (the names the command offers, as plain data that
-# imports nothing, so that the parser starts fast) and runs (the command's training-run
-# settings, kept out of cli.py for its size).
+# Three more than DESIGN.md lists: catalog (the names the command offers, as plain data that
+# imports nothing, so that the parser starts fast), and runs (the command's training-run
+# settings) and machine (``nnscratch info``), kept out of cli.py for its size.
 LAYERS = ["catalog", "backend", "files", "ops", "layers", "losses", "model", "optim", "gradcheck",
           "io", "training", "data", "zoo", "metrics", "plots", "attacks", "defenses",
-          "experiments", "demo", "runs", "attacking", "reproducing", "cli"]
+          "experiments", "demo", "runs", "attacking", "reproducing", "machine", "cli"]
 SIBLINGS = {"attacks": "defenses", "defenses": "attacks"}   # neither imports the other
 # The engine a reader goes through in an afternoon (the README's reading path): backend to
 # gradcheck, less files.py, which is I/O plumbing, not part of the engine.
