@@ -42,11 +42,12 @@ def info():
              f"python {platform.python_version()}, numpy {np.__version__}"]
     try:
         from threadpoolctl import threadpool_info   # installed with scikit-learn
+        flags = cpu_flags()
         for pool in threadpool_info():
             kernels = f", {pool['architecture']} kernels" if pool.get("architecture") else ""
             lines.append(f"BLAS: {pool.get('internal_api')} ({pool.get('threading_layer')}), "
                          f"{pool.get('num_threads')} threads{kernels}")
-            hint = blas_hint(pool.get("architecture"), cpu_flags())
+            hint = blas_hint(pool.get("architecture"), flags)
             if hint:
                 lines.append(hint)
     except ImportError:

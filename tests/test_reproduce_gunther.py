@@ -6,21 +6,13 @@ images, ...), then a second run that finds every stage in the cache.
 Needs MNIST in the data cache (the ``mnist_cached`` fixture of conftest.py).
 """
 
-import json
+from nnscratch.experiments import gunther
 
-from nnscratch.experiments import gunther, runner
+from quick_study import run_twice
 
 
 def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, tmp_path, capsys):
-    results = runner.run_study(gunther, tmp_path / "out", quick=True,
-                               cache_dir=tmp_path / "cache")   # raises ChecksFailed on a failure
-    assert all(check["passed"] for check in results["checks"])
-    written = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert {stage["name"] for stage in written["stages"]} == {s.name for s in gunther.STAGES}
-    assert "Table 2" in (tmp_path / "out" / "tables.md").read_text()
-    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == [
-        "fig3_adversarial_examples.png", "fig4_fooling_openmax.png", "fig5_aliasing.png"]
-    capsys.readouterr()
-    again = runner.run_study(gunther, tmp_path / "out", quick=True, cache_dir=tmp_path / "cache")
-    assert all(stage["cached"] for stage in again["stages"])
-    assert again["tables"] == results["tables"]
+    text, figures = run_twice(gunther, tmp_path, capsys)
+    assert "Table 2" in text
+    assert figures == ["fig3_adversarial_examples.png", "fig4_fooling_openmax.png",
+                       "fig5_aliasing.png"]

@@ -43,6 +43,7 @@ import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.defenses.weibull import fit_tail, weibull_cdf_and_pdf
+from nnscratch.defenses.wrappers import EvalModeHead
 from nnscratch.layers.base import check_integer, check_real
 from nnscratch.model import Model
 from nnscratch.ops import log_softmax
@@ -228,28 +229,21 @@ class OpenMax:
         return xp.where(rejected, -1, label).astype(xp.int64)
 
 
-class OpenMaxModel(Model):
+class OpenMaxModel(EvalModeHead):
     """``openmax``'s network with OpenMax on top: logits log P (N, K + 1), class K = unknown.
 
     The gradient of the logits is exact (see the module docstring). Each pullback re-runs the
     network twice (once for the logits, once up to the tapped layer) and pulls back through
-    each, so it stays valid however often it is called. Feature taps are the network's own.
-    There is no dropout mode: the MAVs and tails describe the network in eval mode, so an
-    ``rng`` (``mc_logits``, ``loss_gradient(mc_seed=...)``) is refused.
+    each, so it stays valid however often it is called. Feature taps are the network's own;
+    no dropout mode (``EvalModeHead``): the MAVs and tails describe the network in eval mode.
     """
 
     def __init__(self, openmax):
         if not isinstance(openmax, OpenMax):
             raise TypeError(f"OpenMaxModel takes a fitted OpenMax, got {type(openmax).__name__}")
         openmax.check_fitted()
-        self.openmax, self.model = openmax, openmax.model
-        self.input_shape, self.batch_size = self.model.input_shape, self.model.batch_size
-
-    @staticmethod
-    def refuse_dropout(rng):
-        if rng is not None:
-            raise ValueError("OpenMaxModel has no dropout mode: OpenMax is fitted on the "
-                             "network in eval mode (no mc_seed, no mc_logits)")
+        super().__init__(openmax.model)
+        self.openmax = openmax
 
     def scores(self, x):
         """OpenMax scores (n, K + 1) of one batch and the pullback of the recalibration."""
@@ -261,13 +255,7 @@ class OpenMaxModel(Model):
         self.refuse_dropout(rng)
         return log_softmax(self.scores(x)[0]).astype(x.dtype)
 
-    def batch_features(self, x, names):
-        return self.model.batch_features(x, names)
-
-    def batch_vjp(self, x, rng=None, tap=None):
-        if tap is not None:
-            return self.model.batch_vjp(x, rng, tap)
-        self.refuse_dropout(rng)
+    def head_vjp(self, x):
         xp = get_array_module(x)
         scores, recalibration_pullback = self.scores(x)
         log_p = log_softmax(scores)                                         # (n, K + 1)
@@ -282,5 +270,3 @@ class OpenMaxModel(Model):
             return (grad_x + tap_pullback(grad_activations)).astype(x.dtype)
 
         return log_p.astype(x.dtype), pullback
-
-    device = property(lambda self: self.model.device)

@@ -21,6 +21,7 @@ not in dnr.py, so that dnr.py imports it and nothing imports dnr.py back.
 import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
+from nnscratch.defenses.wrappers import EvalModeHead
 from nnscratch.layers.base import check_real
 from nnscratch.model import Model
 
@@ -108,7 +109,7 @@ class SoftmaxThreshold:
         return xp.where(rejected, -1, z.argmax(axis=1)).astype(xp.int64)
 
 
-class RejectingModel(Model):
+class RejectingModel(EvalModeHead):
     """A score-based rejecting classifier with the model interface: logits (N, K + 1).
 
     z(x) = [s_1(x) .. s_K(x), theta]: the defence's K scores, then the constant threshold, so
@@ -119,9 +120,8 @@ class RejectingModel(Model):
 
     ``defence`` must be fitted and provide ``model`` (its network), ``theta``, and
     ``batch_scores_vjp(x) -> (scores (n, K) float64, pullback)`` for one batch.
-    Feature taps are the network's own. There is no dropout mode: the SVMs describe the
-    network in eval mode, so an ``rng`` (``mc_logits``, ``loss_gradient(mc_seed=...)``) is
-    refused.
+    Feature taps are the network's own; no dropout mode (``EvalModeHead``): the SVMs describe
+    the network in eval mode.
     """
 
     def __init__(self, defence):
@@ -130,17 +130,11 @@ class RejectingModel(Model):
             raise TypeError(f"RejectingModel takes a fitted score-based defence (DNR, NR), got "
                             f"{type(defence).__name__}")
         check_fitted()
-        self.defence, self.model = defence, defence.model
-        self.input_shape, self.batch_size = self.model.input_shape, self.model.batch_size
+        super().__init__(defence.model)
+        self.defence = defence
 
     def __repr__(self):
         return f"RejectingModel({self.defence!r})"
-
-    @staticmethod
-    def refuse_dropout(rng):
-        if rng is not None:
-            raise ValueError("RejectingModel has no dropout mode: its SVMs are fitted on the "
-                             "network in eval mode (no mc_seed, no mc_logits)")
 
     def with_theta(self, scores, x):
         xp = get_array_module(scores)
@@ -151,17 +145,9 @@ class RejectingModel(Model):
         self.refuse_dropout(rng)
         return self.with_theta(self.defence.batch_scores_vjp(x)[0], x)
 
-    def batch_features(self, x, names):
-        return self.model.batch_features(x, names)
-
-    def batch_vjp(self, x, rng=None, tap=None):
-        if tap is not None:
-            return self.model.batch_vjp(x, rng, tap)
-        self.refuse_dropout(rng)
+    def head_vjp(self, x):
         scores, scores_pullback = self.defence.batch_scores_vjp(x)
         return self.with_theta(scores, x), lambda g: scores_pullback(g[:, :-1])
-
-    device = property(lambda self: self.model.device)
 
 
 class AtRejectRate:

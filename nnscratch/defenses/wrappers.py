@@ -8,6 +8,9 @@ attack can target the defended model as it targets the bare one.
     Preprocessed(model, t)     z(x) = model(t(x));  dL/dx = t.pullback(model.pullback(g))
     FiveCropAverage(model)     z(x) = 1/5 sum_k model(crop_k(pad(x)));
                                dL/dx = unpad(sum_k uncrop_k(model.pullback_k(g / 5)))
+
+and ``EvalModeHead``, what a fitted defence's scores on top of the network share
+(``OpenMaxModel``, ``RejectingModel``).
 """
 
 from nnscratch.backend import get_array_module, new_rng
@@ -171,3 +174,37 @@ class FiveCropAverage(Model):
 
     def __repr__(self):
         return f"FiveCropAverage({type(self.model).__name__}, pad={self.pad})"
+
+
+class EvalModeHead(Model):
+    """The network ``model`` with a fitted defence's head on top, as a model: what
+    ``OpenMaxModel`` and ``RejectingModel`` share. Feature taps (and pullbacks from a tap) are
+    the network's own. There is no dropout mode: the head was fitted on the network in eval
+    mode, so an ``rng`` (``mc_logits``, ``loss_gradient(mc_seed=...)``) is refused.
+
+    A subclass gives ``batch_logits`` (calling ``refuse_dropout``) and ``head_vjp(x) ->
+    (logits, pullback)`` for one batch.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.input_shape, self.batch_size = model.input_shape, model.batch_size
+
+    def refuse_dropout(self, rng):
+        if rng is not None:
+            raise ValueError(f"{type(self).__name__} has no dropout mode: its head is fitted on "
+                             "the network in eval mode (no mc_seed, no mc_logits)")
+
+    def batch_features(self, x, names):
+        return self.model.batch_features(x, names)
+
+    def batch_vjp(self, x, rng=None, tap=None):
+        if tap is not None:
+            return self.model.batch_vjp(x, rng, tap)
+        self.refuse_dropout(rng)
+        return self.head_vjp(x)
+
+    def head_vjp(self, x):
+        raise NotImplementedError
+
+    device = property(lambda self: self.model.device)
