@@ -22,7 +22,7 @@ Adam (Kingma & Ba), with t the step count::
 import math
 
 from nnscratch.backend import get_array_module, to_device, to_numpy
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_integer, check_real
 
 
 class Optimizer:

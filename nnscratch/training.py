@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from nnscratch import files, io
 from nnscratch.backend import array_module_on, new_rng, to_device
-from nnscratch.layers.base import check_integer
+from nnscratch.checks import check_integer, check_labels, check_seed
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.optim import make_optimizer, make_schedule
 
@@ -82,7 +82,7 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         check_data(model, validation, "validation")
     epochs, batch_size = check_integer(epochs, "epochs"), check_integer(batch_size, "batch_size")
     warmup_steps = check_integer(warmup_steps, "warmup_steps", minimum=0)
-    seed = check_integer(seed, "seed", minimum=0)
+    seed = check_seed(seed)
     if early_stopping is not None:
         early_stopping = check_integer(early_stopping, "early_stopping (a patience in epochs)")
         if validation is None:
@@ -176,7 +176,7 @@ def check_data(model, data, what):
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{what} needs as many labels as images, and at least one; got "
                          f"{len(x)} images and {len(y)} labels")
-    model.check_labels(y, len(x), f"{what} labels")
+    check_labels(y, len(x), f"{what} labels")
     try:
         num_classes = model.logits(to_device(x[:1], model.device or "cpu")).shape[1]  # dtype, shape
         if not np.isfinite(x).all():

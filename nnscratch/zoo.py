@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, GaussianBlur, MaxPool2D, ReLU
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_integer, check_real, check_seed
 from nnscratch.model import Sequential
 
 
@@ -162,7 +162,7 @@ def build(name, seed=0, **options):
     lists in ``OPTIONS``; any other is refused, naming it."""
     if name not in BUILDERS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
-    check_integer(seed, "seed", minimum=0)
+    check_seed(seed)
     for option in options:
         if option not in ("input_shape", "num_classes") + OPTIONS[name]:
             takes = ", ".join(OPTIONS[name]) or "none"

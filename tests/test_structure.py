@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nnscratch"
 # Three more than DESIGN.md lists: catalog (the names the command offers, as plain data that
 # imports nothing, so that the parser starts fast), and runs (the command's training-run
 # settings) and machine (``nnscratch info``), kept out of cli.py for its size.
-LAYERS = ["catalog", "backend", "files", "ops", "layers", "losses", "model", "optim", "gradcheck",
+LAYERS = ["checks", "catalog", "backend", "files", "ops", "layers", "losses", "model", "optim",
+          "gradcheck",
           "io", "training", "data", "zoo", "metrics", "plots", "attacks", "defenses",
           "experiments", "demo", "runs", "attacking", "reproducing", "machine", "cli"]
 SIBLINGS = {"attacks": "defenses", "defenses": "attacks"}   # neither imports the other

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_integer, check_labels, check_real
 from nnscratch.model.interface import check_image_batch
 
 
@@ -73,24 +73,6 @@ def check_eps(value, what="eps"):
     return check_real(value, what)
 
 
-def check_flag(value, what):
-    """A bool, refused if anything else (1 or "yes" would hide a mistake)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be True or False, got {value!r}")
-    return value
-
-
-def check_choice(value, what, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{what} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def check_seed(value):
-    """A seed for ``nnscratch.backend.new_rng``: an integer >= 0."""
-    return check_integer(value, "seed", minimum=0)
-
-
 # ------------------------------------------------------------------ checks of generate's inputs
 
 def check_attack_images(x):
@@ -104,16 +86,6 @@ def check_attack_images(x):
             raise ValueError(f"x must have values in [0, 1] (attacks clip to that range), got "
                              f"values from {low} to {high}")
     return xp
-
-
-def check_attack_labels(labels, n, what):
-    if not hasattr(labels, "dtype") or not hasattr(labels, "shape"):
-        raise TypeError(f"{what} must be an integer array of shape ({n},), "
-                        f"got {type(labels).__name__}")
-    xp = get_array_module(labels)
-    if tuple(labels.shape) != (n,) or not xp.issubdtype(labels.dtype, xp.integer):
-        raise ValueError(f"{what} must be integers of shape ({n},), got {labels.dtype} "
-                         f"{tuple(labels.shape)}")
 
 
 # ------------------------------------------------------------------ the model, as attacks see it
@@ -206,12 +178,12 @@ class Attack:
         name = type(self).__name__
         xp = check_attack_images(x)
         if y is not None:
-            check_attack_labels(y, len(x), "y")
+            check_labels(y, len(x), "y")
         if self.targeted:
             if target is None:
                 raise ValueError(f"{name} is targeted: it needs target, the class (N,) each "
                                  "image should reach")
-            check_attack_labels(target, len(x), "target")
+            check_labels(target, len(x), "target")
         elif target is not None:
             if not self.can_target:
                 raise ValueError(f"target was given but {name} is untargeted only")

@@ -5,8 +5,8 @@ class's probability until the network gives it the wanted confidence (their F50,
 
 from nnscratch.backend import get_array_module, new_rng
 
-from nnscratch.attacks.base import (Attack, Oracle, check_choice, check_integer, check_real,
-                                    check_seed, failure_reasons)
+from nnscratch.attacks.base import Attack, Oracle, failure_reasons
+from nnscratch.checks import check_choice, check_integer, check_real, check_seed
 from nnscratch.attacks.gradient import step, unit
 
 

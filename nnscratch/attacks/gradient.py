@@ -11,8 +11,8 @@ the class "just switches" (Günther, Rozsa & Boult, "On the Robustness of Deep N
 
 from nnscratch.backend import get_array_module, to_numpy
 
-from nnscratch.attacks.base import (Attack, check_choice, check_eps, check_flag, check_real,
-                                    failure_reasons)
+from nnscratch.attacks.base import Attack, check_eps, failure_reasons
+from nnscratch.checks import check_choice, check_flag, check_real
 
 # The minimal search starts at this fraction of its bound: doubling reaches the bound in 8 probes.
 START_FRACTION = 1 / 256

@@ -16,7 +16,8 @@ import numpy as np
 
 from nnscratch.backend import to_numpy
 
-from nnscratch.attacks.base import Attack, Oracle, check_choice, check_eps, check_real
+from nnscratch.attacks.base import Attack, Oracle, check_eps
+from nnscratch.checks import check_choice, check_real
 from nnscratch.attacks.gradient import MIN_TOLERANCE, minimal_search, unit
 
 

@@ -11,8 +11,8 @@ import math
 
 from nnscratch.backend import get_array_module, new_rng
 
-from nnscratch.attacks.base import (Attack, check_choice, check_eps, check_flag, check_integer,
-                                    check_real, check_seed, failure_reasons)
+from nnscratch.attacks.base import Attack, check_eps, failure_reasons
+from nnscratch.checks import check_choice, check_flag, check_integer, check_real, check_seed
 
 
 def per_image_norm(values, norm):

@@ -17,8 +17,8 @@ from scipy.optimize import differential_evolution
 
 from nnscratch.backend import get_array_module, to_numpy
 
-from nnscratch.attacks.base import (Attack, check_flag, check_integer, check_real, check_seed,
-                                    failure_reasons)
+from nnscratch.attacks.base import Attack, failure_reasons
+from nnscratch.checks import check_flag, check_integer, check_real, check_seed
 
 # LocalSearch probes at most this many pixel locations per round: foolbox 2's cap, "for
 # efficiency" (the paper probes the whole neighbourhood; on 28x28 MNIST with d = 5 that is up

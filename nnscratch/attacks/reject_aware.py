@@ -48,7 +48,8 @@ starts' logits) plus the second run's; plus 1 when y is defaulted.
 
 import numpy as np
 
-from nnscratch.attacks.base import Attack, check_choice, check_eps, check_integer, check_real
+from nnscratch.attacks.base import Attack, check_eps
+from nnscratch.checks import check_choice, check_integer, check_real
 from nnscratch.attacks.iterative import any_nonzero, per_image_norm, project
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.model.interface import check_image_batch

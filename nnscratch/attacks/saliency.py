@@ -19,7 +19,8 @@ import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
 
-from nnscratch.attacks.base import Attack, check_choice, check_flag, check_real
+from nnscratch.attacks.base import Attack
+from nnscratch.checks import check_choice, check_flag, check_real
 
 # Entries of the (n, D, D) pair scores computed at once: 2^22 float32 values are 16 MiB per
 # temporary, a few of them alive at a time (for MNIST's D = 784, six images per chunk).

@@ -25,8 +25,8 @@ import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
 
-from nnscratch.attacks.base import (Attack, check_choice, check_integer, check_real, check_seed,
-                                    failure_reasons)
+from nnscratch.attacks.base import Attack, failure_reasons
+from nnscratch.checks import check_choice, check_integer, check_real, check_seed
 
 # Transformed images per model call in the grid and random modes (the model batches further).
 CHUNK = 4096

@@ -9,7 +9,7 @@ import numpy as np
 
 from nnscratch.data import cache, cifar, digits, mnist
 from nnscratch.data.subsets import balanced_indices, filter_classes
-from nnscratch.layers.base import check_integer
+from nnscratch.checks import check_integer, check_seed
 
 # Every dataset ``load`` knows; all but digits (which ships inside scikit-learn) must first be
 # fetched into the cache (``cache.FETCHABLE``).
@@ -58,7 +58,7 @@ def load(name, split="train", classes=None, limit=None, seed=0):
         raise ValueError(f"unknown split {split!r}; choose one of {tuple(SPLITS)}")
     if limit is not None:
         check_integer(limit, "limit (None: every image)")
-    check_integer(seed, "seed", minimum=0)
+    check_seed(seed)
     arrays, pixel_max = _arrays(name)
     x, y = _split(name, arrays, split)
     if classes is not None:

@@ -7,7 +7,7 @@ x and y alike and keeps the dataset's order: ``keep = balanced_indices(y, 1000);
 
 import numpy as np
 
-from nnscratch.layers.base import check_integer
+from nnscratch.checks import check_integer
 
 
 def filter_classes(x, y, classes):

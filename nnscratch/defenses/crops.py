@@ -34,7 +34,7 @@ Choices where the paper is silent:
 """
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import check_integer
+from nnscratch.checks import check_integer, check_labels
 from nnscratch.model import Model
 from nnscratch.model.interface import check_image_batch
 
@@ -112,7 +112,7 @@ class CropResizeVote:
     def agreements(self, x, labels):
         """(N,) int64: the number of crops (0..5) whose predicted class equals ``labels``."""
         xp = check_image_batch(x)
-        Model.check_labels(labels, len(x))
+        check_labels(labels, len(x))
         return (self.crop_predictions(x) == labels[None, :]).sum(axis=0).astype(xp.int64)
 
     def agree(self, x, labels):

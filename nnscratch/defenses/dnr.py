@@ -45,7 +45,7 @@ from sklearn.model_selection import StratifiedKFold
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.defenses.rejection import RejectingModel, check_fit_arguments, threshold_for_rate
 from nnscratch.defenses.svm import RBFOneVsRest
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_integer, check_labels, check_real, check_seed
 
 
 def check_svm_setting(pair, what):
@@ -78,7 +78,7 @@ class SVMRejection:
                                                                         f"{name}: combiner")
         self.folds = None if folds is None else check_integer(folds, f"{name}: folds", minimum=2)
         self.reject_rate = check_real(reject_rate, f"{name}: reject_rate", below=1)
-        self.seed = check_integer(seed, f"{name}: seed", minimum=0)
+        self.seed = check_seed(seed, f"{name}: seed")
         self.model = self.svms = self.combiner_svm = self.theta = self.num_classes = None
 
     # ---------------------------------------------- fit
@@ -97,7 +97,7 @@ class SVMRejection:
         """Host labels (N,) and K (the model's logit count); every class needs at least
         ``folds`` samples (one without a combiner)."""
         num_classes = model.logits(x[:1]).shape[1]                  # checks x
-        model.check_labels(y, len(x))
+        check_labels(y, len(x))
         y = to_numpy(y).astype(np.int64)
         name, need = type(self).__name__, self.folds or 1
         if len(y) < num_classes:

@@ -56,7 +56,7 @@ from sklearn.linear_model import LogisticRegressionCV
 
 from nnscratch.backend import get_array_module, new_rng, to_numpy
 from nnscratch.defenses.uncertainty import mc_passes
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_integer, check_labels, check_real, check_seed
 from nnscratch.model import Model
 from nnscratch.ops import softmax
 
@@ -114,7 +114,7 @@ class KDEUncertaintyDetector:
         self.layer = layer
         self.bandwidth = check_real(bandwidth, "KDEUncertaintyDetector: bandwidth", positive=True)
         self.n_samples = check_integer(n_samples, "KDEUncertaintyDetector: n_samples", minimum=2)
-        self.seed = check_integer(seed, "KDEUncertaintyDetector: seed", minimum=0)
+        self.seed = check_seed(seed, "KDEUncertaintyDetector: seed")
         self.threshold = check_real(threshold, "KDEUncertaintyDetector: threshold", below=1)
         self.model = self.class_features = self.regression = None
         self._on_device = {}             # array module name -> class_features there
@@ -207,7 +207,7 @@ class KDEUncertaintyDetector:
                             f" got {type(model).__name__}")
         model.check_images(x)
         if y is not None:
-            model.check_labels(y, len(x))
+            check_labels(y, len(x))
         for name, other in (("x_adv", x_adv), ("x_noisy", x_noisy)):
             if other is not None and getattr(other, "shape", None) != x.shape:
                 raise ValueError(f"{name} must have the shape of x, {tuple(x.shape)}, got "
@@ -219,7 +219,7 @@ class KDEUncertaintyDetector:
         x_train, y_train = density_data
         num_classes = model.logits(x[:1]).shape[1]
         model.check_images(x_train)
-        model.check_labels(y_train, len(x_train), "y_train")
+        check_labels(y_train, len(x_train), "y_train")
         y_train = to_numpy(y_train)
         seen = set(y_train.tolist())
         missing, unknown = sorted(set(range(num_classes)) - seen), sorted(seen - set(

@@ -44,7 +44,7 @@ import numpy as np
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.defenses.weibull import fit_tail, weibull_cdf_and_pdf
 from nnscratch.defenses.wrappers import EvalModeHead
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_choice, check_integer, check_labels, check_real
 from nnscratch.model import Model
 from nnscratch.ops import log_softmax
 
@@ -97,10 +97,8 @@ class OpenMax:
                  translation=10000.0, threshold=0.0):
         if not isinstance(layer, str):
             raise TypeError(f"OpenMax: layer must be a layer name, got {layer!r}")
-        if distance not in DISTANCES:
-            raise ValueError(f"OpenMax: distance must be one of {', '.join(map(repr, DISTANCES))}"
-                             f", got {distance!r}")
-        self.layer, self.distance = layer, distance
+        self.layer = layer
+        self.distance = check_choice(distance, "OpenMax: distance", DISTANCES)
         self.tailsize = check_integer(tailsize, "OpenMax: tailsize", minimum=2)
         self.alpha = check_integer(alpha, "OpenMax: alpha")
         self.translation = (None if translation is None else
@@ -137,7 +135,7 @@ class OpenMax:
         if x_adv is not None:
             raise ValueError("OpenMax is fitted on clean images only: x_adv must be None")
         logits = model.logits(x)                                   # checks x
-        model.check_labels(y, len(x))
+        check_labels(y, len(x))
         num_classes = logits.shape[1]
         if self.alpha > num_classes:
             raise ValueError(f"OpenMax: alpha={self.alpha} exceeds the number of classes "

@@ -30,7 +30,7 @@ import numbers
 
 from nnscratch.backend import get_array_module, new_rng
 from nnscratch.layers import GaussianBlur
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_integer, check_real
 from nnscratch.model.interface import check_image_batch
 
 GREY_LEVELS = 255                               # images hold k / 255, k = 0 .. 255

@@ -22,7 +22,7 @@ import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.defenses.wrappers import EvalModeHead
-from nnscratch.layers.base import check_real
+from nnscratch.checks import check_labels, check_real
 from nnscratch.model import Model
 
 
@@ -82,7 +82,7 @@ class SoftmaxThreshold:
     def fit(self, model, x, y, x_adv=None, *, x_val):
         check_fit_arguments("SoftmaxThreshold", model, x_adv)
         model.check_images(x)
-        model.check_labels(y, len(x))
+        check_labels(y, len(x))
         self.model = model
         self.threshold = threshold_for_rate(self.confidence_score(x_val), self.reject_rate)
         return self

@@ -33,7 +33,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import SVC
 
 from nnscratch.backend import get_array_module, to_numpy
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_integer, check_labels, check_real
 
 CHUNK_ENTRIES = 2 ** 22        # kernel values per chunk of samples (32 MiB in float64)
 
@@ -47,12 +47,9 @@ def squared_distances(a, b, b_squared=None):
     return xp.maximum(d, 0)
 
 
-def check_labels(y, n, what):
+def check_class_labels(y, n, what):
     """Host int64 labels (n,) covering 0 .. K-1 with every class present; returns (y, K)."""
-    y = to_numpy(y)
-    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{what}: labels must be integers of shape ({n},), got {y.dtype} "
-                         f"{tuple(y.shape)}")
+    y = to_numpy(check_labels(y, n, f"{what}: labels"))
     if n and y.min() < 0:
         raise ValueError(f"{what}: labels must be >= 0, got {y.min()}")
     num_classes = int(y.max()) + 1 if n else 0
@@ -100,7 +97,7 @@ class RBFOneVsRest:
         if features.ndim != 2:
             raise ValueError(f"RBFOneVsRest.fit: features must be (n, F), got shape "
                              f"{features.shape}")
-        y, num_classes = check_labels(y, len(features), "RBFOneVsRest.fit")
+        y, num_classes = check_class_labels(y, len(features), "RBFOneVsRest.fit")
         gram = self.kernel(features, features) if gram is None else to_numpy(gram)
         if gram.shape != (len(features),) * 2:
             raise ValueError(f"RBFOneVsRest.fit: gram must be ({len(features)}, "
@@ -218,7 +215,7 @@ def cross_validate_svm(features, y, grid, folds=3, seed=0):
     features = to_numpy(features).astype(np.float64)
     if features.ndim != 2:
         raise ValueError(f"cross_validate_svm: features must be (n, F), got {features.shape}")
-    y, _ = check_labels(y, len(features), "cross_validate_svm")
+    y, _ = check_class_labels(y, len(features), "cross_validate_svm")
     folds = check_integer(folds, "cross_validate_svm: folds", minimum=2)
     grid = [(float(c), float(g)) for c, g in grid]
     if not grid:

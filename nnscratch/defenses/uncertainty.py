@@ -42,7 +42,7 @@ import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.defenses.crops import CropResizeVote, check_vote_count
-from nnscratch.layers.base import check_integer, check_real
+from nnscratch.checks import check_choice, check_integer, check_labels, check_real, check_seed
 from nnscratch.model import Model
 from nnscratch.ops import softmax
 
@@ -74,9 +74,7 @@ def mc_uncertainty(model, x, n_samples=50, seed=0, statistic="provisional"):
     statistic: "provisional" (std of the provisional class's probability over the passes) or
     "mean" (mean over classes of the per-class std). ValueError for a model without dropout.
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic must be one of {', '.join(map(repr, STATISTICS))}, "
-                         f"got {statistic!r}")
+    check_choice(statistic, "statistic", STATISTICS)
     z = mc_passes(model, x, n_samples, seed)                            # (S, N, K)
     xp = get_array_module(z)
     provisional = z.mean(axis=0).argmax(axis=1).astype(xp.int64)        # (N,)
@@ -203,11 +201,8 @@ class UncertaintyCropDetector:
         self.low, self.high, self.fixed_thresholds = low, high, low is not None
         self.votes = check_vote_count(votes, "UncertaintyCropDetector: votes")
         self.crop = check_integer(crop, "UncertaintyCropDetector: crop")
-        if statistic not in STATISTICS:
-            raise ValueError(f"UncertaintyCropDetector: statistic must be one of "
-                             f"{', '.join(map(repr, STATISTICS))}, got {statistic!r}")
-        self.statistic = statistic
-        self.seed = check_integer(seed, "UncertaintyCropDetector: seed", minimum=0)
+        self.statistic = check_choice(statistic, "UncertaintyCropDetector: statistic", STATISTICS)
+        self.seed = check_seed(seed, "UncertaintyCropDetector: seed")
         self.model = None
 
     def __repr__(self):
@@ -234,7 +229,7 @@ class UncertaintyCropDetector:
                             f"interface, got {type(model).__name__}")
         model.check_images(x)
         if y is not None:
-            model.check_labels(y, len(x))
+            check_labels(y, len(x))
         if not self.fixed_thresholds:
             if x_adv is None:
                 raise ValueError("UncertaintyCropDetector.fit needs x_adv to choose low and "

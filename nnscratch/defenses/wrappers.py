@@ -15,7 +15,7 @@ and ``EvalModeHead``, what a fitted defence's scores on top of the network share
 
 from nnscratch.backend import get_array_module, new_rng
 from nnscratch.defenses.preprocessing import Transform
-from nnscratch.layers.base import check_integer
+from nnscratch.checks import check_flag, check_integer, check_seed
 from nnscratch.model import Model
 
 
@@ -46,10 +46,9 @@ class Preprocessed(Model):
         if not isinstance(transform, Transform):
             raise TypeError(f"Preprocessed takes a Transform (nnscratch.defenses.preprocessing),"
                             f" got {type(transform).__name__}")
-        if not isinstance(fixed_draw, bool):
-            raise TypeError(f"fixed_draw must be True or False, got {fixed_draw!r}")
+        check_flag(fixed_draw, "fixed_draw")
         self.model, self.transform = model, transform
-        self.seed = check_integer(seed, "Preprocessed: seed", minimum=0)
+        self.seed = check_seed(seed, "Preprocessed: seed")
         self.fixed_draw = fixed_draw
         self.input_shape, self.batch_size = model.input_shape, model.batch_size
         self._generators = {}                     # array module -> running Generator

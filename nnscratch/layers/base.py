@@ -13,9 +13,6 @@ a network in training): a layer with parameters may then skip that work and retu
 Neither call modifies its argument in place.
 """
 
-import math
-import numbers
-
 import numpy as np
 
 from nnscratch.backend import to_device
@@ -81,23 +78,3 @@ def glorot_uniform(rng, shape, fan_in, fan_out):
     bound = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-bound, bound, size=shape).astype(np.float32)
 
-
-def check_integer(value, what, minimum=1):
-    """``value`` as an int if a whole number >= ``minimum``, else an error naming ``what``."""
-    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be {expected}, got {value!r}")
-    if not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{what} must be {expected}, got {value!r}")
-    return int(value)
-
-
-def check_real(value, what, positive=False, below=math.inf):
-    """``value`` as a float if finite, >= 0 (> 0 if ``positive``) and < ``below``, else an error."""
-    expected = (f"a number in {'(' if positive else '['}0, {below:g})" if below < math.inf
-                else f"a finite number {'>' if positive else '>='} 0")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be {expected}, got {value!r}")
-    if not (math.isfinite(value) and (value > 0 if positive else value >= 0) and value < below):
-        raise ValueError(f"{what} must be {expected}, got {value!r}")
-    return float(value)

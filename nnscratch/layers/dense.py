@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from nnscratch.layers.base import Layer, check_integer, glorot_uniform
+from nnscratch.layers.base import Layer, glorot_uniform
+from nnscratch.checks import check_integer
 
 
 class Dense(Layer):

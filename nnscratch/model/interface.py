@@ -30,7 +30,7 @@ after a preprocessing step" or "an average over crops", implements the same thre
 """
 
 from nnscratch.backend import device_of, get_array_module, new_rng
-from nnscratch.layers.base import check_integer
+from nnscratch.checks import check_integer, check_labels
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.ops import batch_slices, softmax
 
@@ -134,15 +134,6 @@ class Model:
         if device_of(x) == "cpu" and x.size and not xp.isfinite(x).all():
             raise ValueError("input contains NaN or inf")
 
-    @staticmethod
-    def check_labels(y, n, name="labels"):
-        if not hasattr(y, "dtype"):
-            raise TypeError(f"{name} must be an integer array ({n},), got {type(y).__name__}")
-        xp = get_array_module(y)
-        if y.shape != (n,) or not xp.issubdtype(y.dtype, xp.integer):
-            raise ValueError(f"{name} must be integers of shape ({n},), got {y.dtype} "
-                             f"{tuple(y.shape)}")
-
     # ---------------------------------------------- the interface
 
     def logits(self, x):
@@ -166,7 +157,7 @@ class Model:
         and descends. Returns (losses (N,), grad like x).
         """
         self.check_images(x)
-        self.check_labels(y, len(x))
+        check_labels(y, len(x))
         rng = None if mc_seed is None else new_rng(mc_seed, get_array_module(x))
 
         def batch(s):

@@ -14,7 +14,8 @@ Training uses ``compute_gradients``: forward with dropout, backward filling ``la
 import numpy as np
 
 from nnscratch.backend import device_of, get_array_module
-from nnscratch.layers.base import Layer, check_integer
+from nnscratch.layers.base import Layer
+from nnscratch.checks import check_integer, check_labels
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.model.interface import Model
 
@@ -113,7 +114,7 @@ class Sequential(Model):
         Returns (mean loss, logits (N, K)).
         """
         self.check_images(x)
-        self.check_labels(y, len(x))
+        check_labels(y, len(x))
         z = self.forward(x, training=True, rng=rng)
         losses, grad_z = softmax_cross_entropy(z, y)
         n = max(len(x), 1)
