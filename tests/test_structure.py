@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nnscratch"
 LAYERS = ["checks", "catalog", "backend", "files", "ops", "layers", "losses", "model", "optim",
           "gradcheck",
           "io", "training", "data", "zoo", "metrics", "plots", "attacks", "defenses",
-          "experiments", "demo", "runs", "attacking", "reproducing", "machine", "cli"]
+          "evaluation", "experiments", "demo", "runs", "attacking", "reproducing", "machine", "cli"]
 SIBLINGS = {"attacks": "defenses", "defenses": "attacks"}   # neither imports the other
 # The engine a reader goes through in an afternoon (the README's reading path): backend to
 # gradcheck, less files.py, which is I/O plumbing, not part of the engine.
