@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, GaussianBlur, MaxPool2D, ReLU
 from nnscratch.checks import check_integer, check_real, check_seed
+from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, GaussianBlur, MaxPool2D, ReLU
 from nnscratch.model import Sequential
 
 

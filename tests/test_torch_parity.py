@@ -1,6 +1,6 @@
 """nnscratch against PyTorch: same weights, same outputs, same gradients, same optimizer steps.
 
-Weights map one-to-one (DESIGN.md, "Layer contract"): Conv2D W (O, C, kh, kw) is
+Weights map one-to-one (ARCHITECTURE.md, "Layers"): Conv2D W (O, C, kh, kw) is
 ``torch.nn.Conv2d.weight``, Dense W (in, out) is ``torch.nn.Linear.weight`` transposed, b is the
 bias. Every layer is compared on its output, its input gradient and its parameter gradients under
 a random upstream gradient (not ``sum()``, which would hide a transposed or mis-routed gradient).

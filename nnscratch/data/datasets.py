@@ -7,9 +7,9 @@ classes or to a balanced sample; ``fetch`` gets a dataset from its source into t
 
 import numpy as np
 
+from nnscratch.checks import check_integer, check_seed
 from nnscratch.data import cache, cifar, digits, mnist
 from nnscratch.data.subsets import balanced_indices, filter_classes
-from nnscratch.checks import check_integer, check_seed
 
 # Every dataset ``load`` knows; all but digits (which ships inside scikit-learn) must first be
 # fetched into the cache (``cache.FETCHABLE``).

@@ -1,8 +1,8 @@
 """Elementwise nonlinearities. Each keeps the dtype and the memory layout of its input."""
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer
 from nnscratch.checks import check_real
+from nnscratch.layers.base import Layer
 
 
 class ReLU(Layer):

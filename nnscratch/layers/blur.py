@@ -5,8 +5,8 @@ import math
 import numpy as np
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer
 from nnscratch.checks import check_integer, check_real
+from nnscratch.layers.base import Layer
 
 
 def gaussian_kernel(sigma, radius):

@@ -3,8 +3,8 @@
 import numpy as np
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer, glorot_uniform
 from nnscratch.checks import check_integer
+from nnscratch.layers.base import Layer, glorot_uniform
 from nnscratch.ops import (batch_slices, col2im, column_sums, conv_output_size, im2col, pad_hw,
                            unpad_hw)
 

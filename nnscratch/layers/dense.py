@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from nnscratch.layers.base import Layer, glorot_uniform
 from nnscratch.checks import check_integer
+from nnscratch.layers.base import Layer, glorot_uniform
 
 
 class Dense(Layer):

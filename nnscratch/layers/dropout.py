@@ -1,8 +1,8 @@
 """Inverted dropout."""
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer
 from nnscratch.checks import check_real
+from nnscratch.layers.base import Layer
 
 
 class Dropout(Layer):

@@ -10,8 +10,8 @@ studies pools so, and a pair would add code none of them runs.
 """
 
 from nnscratch.backend import get_array_module
-from nnscratch.layers.base import Layer
 from nnscratch.checks import check_integer
+from nnscratch.layers.base import Layer
 from nnscratch.ops import conv_output_size, window_slice
 
 
