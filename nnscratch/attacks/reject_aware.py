@@ -25,14 +25,14 @@ only shortens a perturbation that starts from an image in the box); it is the us
 for the exact projection onto their intersection. grad f is ``model.logit_gradient(x, w)`` with
 w = e_y - e_l* (w = -e_l* while rejected), l* the best wrong class at x_k.
 
-Choices, where the notes leave room:
+Choices, where the paper leaves room:
 - the line search tries all ``line_search`` + 1 step sizes in one batch and keeps the best
   (the authors' line search doubles while the objective improves); an image whose best
   candidate does not lower f (a zero gradient included) stops: with the same gradient, the
   next step would try the same points. So f never increases.
 - the attack keeps minimising after f < 0 (deeper into the wrong class), as the authors' does.
-- the second start of the notes ("from the training sample of lowest objective, projected into
-  the feasible set, keeping the better result") is the option ``starts``: images (M, C, H, W)
+- the paper's second start (from the training sample of lowest objective, projected into the
+  feasible set, keeping the better result) is the option ``starts``: images (M, C, H, W)
   (the attacker's training samples); each image starts a second run from P(the start of lowest
   f for its label) and keeps the run of lower final f. Off (None) by default.
 - y defaults to the model's prediction (the contract); an image predicted "rejected" then has
