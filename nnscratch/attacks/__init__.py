@@ -1,18 +1,25 @@
-"""Adversarial attacks on the model interface (DESIGN.md, "Attack contract").
+"""Adversarial attacks on the model interface.
 
     from nnscratch.attacks import FGSM
     result = FGSM(eps=0.3).generate(model, x)         # result.x_adv, .success, .norms, .queries
 
-``base.py`` holds the result, the checks and the counted model calls (``Oracle``) every attack
-shares; one module per family:
-``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``saliency.py`` (JSMA),
+``base.py`` holds the result, the checks, the settings and the counted model calls (``Oracle``)
+every attack shares; ``criteria.py`` the success criteria (``Misclassification``,
+``TargetedMisclassification``, ``MisclassificationNotRejected``, ``TargetConfidence``);
+``norms.py`` the per-image normalisation of a gradient and the projection into an eps-ball.
+One module per family:
+``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``adaptive.py`` (EOTPGD,
+DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py`` (JSMA),
 ``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
 only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations), ``hotcold.py``
 (HotCold: towards a hot class, away from the cold one), ``fooling.py`` (FoolingImages),
 ``reject_aware.py`` (RejectAwarePGD: Sotgiu et al.'s attack on a model with a reject class).
 """
 
+from nnscratch.attacks.adaptive import DetectorAwarePGD, EOTPGD
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
+from nnscratch.attacks.criteria import (Misclassification, MisclassificationNotRejected,
+                                        TargetConfidence, TargetedMisclassification)
 from nnscratch.attacks.fooling import FoolingImages
 from nnscratch.attacks.gradient import FGSM, FGV
 from nnscratch.attacks.hotcold import HotCold
@@ -23,6 +30,7 @@ from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.attacks.saliency import JSMA
 from nnscratch.attacks.spatial import SpatialGrid
 
-__all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "JSMA",
-           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "SpatialGrid", "HotCold",
-           "FoolingImages", "RejectAwarePGD"]
+__all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "EOTPGD",
+           "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch",
+           "SpatialGrid", "HotCold", "FoolingImages", "RejectAwarePGD", "Misclassification",
+           "TargetedMisclassification", "MisclassificationNotRejected", "TargetConfidence"]

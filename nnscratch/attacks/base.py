@@ -1,10 +1,13 @@
-"""What every attack shares: the result, the checks of ``generate``, and counted model calls.
-
-The attack contract (DESIGN.md, "Attack contract")::
+"""What every attack shares: the result, the checks of ``generate``, counted model calls, and
+the settings. The attack contract::
 
     attack = FGSM(eps=0.3)                                  hyper-parameters, checked here
+    attack.settings()                                       {"eps": 0.3, ...}, JSON-able
     result = attack.generate(model, x, y=None, target=None)
     result.x_adv, result.success, result.norms, result.queries, result.target, result.info
+
+Success is a criterion object (``criteria.py``); the normalisation of a gradient and the
+projection into an eps-ball are in ``norms.py``.
 
 ``model`` is anything with the model interface (``nnscratch.model.Model``): an attack asks it for
 predictions and input gradients and never looks at its layers, so the same attack serves a
@@ -12,13 +15,15 @@ defended model. Every array an attack makes comes from the input's array module,
 on NumPy and on CuPy alike.
 """
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnscratch.attacks.criteria import default_criterion
 from nnscratch.backend import get_array_module, to_numpy
-from nnscratch.checks import check_integer, check_labels, check_real
+from nnscratch.checks import check_labels, check_real
 from nnscratch.model.interface import check_image_batch
 
 
@@ -27,7 +32,8 @@ class AttackResult:
     """What ``Attack.generate`` returns; every array has N rows, on the input's device.
 
     x_adv:   (N, C, H, W) adversarial images, x's dtype, in [0, 1]
-    success: (N,) bool: predicted class != y (untargeted) or == target (targeted)
+    success: (N,) bool: the attack's criterion (default: predicted class != y, untargeted, or
+             == target, targeted; see ``criteria.py``)
     norms:   {"l0", "l0_pixels", "l1", "l2", "linf"}, each (N,): norms of x_adv - x per image
              (see ``perturbation_norms``)
     queries: (N,) int64: model calls per image (see ``Oracle``)
@@ -98,10 +104,15 @@ class Oracle:
     the rows of ``x`` are: an index array (n,), or ``slice(None)`` for all of them. An index may
     repeat (several candidate images made from one image, as the query attacks ask): each row is
     counted, with a bincount, where ``queries[idx] += 1`` would count a repeated index once.
+
+    ``y`` (N,) and ``target`` (N,) or None are the labels of the loss (``gradient``);
+    ``criterion`` decides success (``is_adversarial``), by default ``Misclassification(y)``, or
+    ``TargetedMisclassification(target)`` when a target is given.
     """
 
-    def __init__(self, model, y, target, queries):
+    def __init__(self, model, y, target, queries, criterion=None):
         self.model, self.y, self.target, self.queries = model, y, target, queries
+        self.criterion = default_criterion(y, target) if criterion is None else criterion
 
     def count(self, idx):
         """One query for each row that ``idx`` names (repeats counted, see the class)."""
@@ -120,12 +131,9 @@ class Oracle:
         return -self.model.loss_gradient(x, self.target[idx])[1].astype(x.dtype, copy=False)
 
     def is_adversarial(self, x, idx=slice(None)):
-        """(n,) bool: predicted class != y (untargeted) or == target (targeted)."""
+        """(n,) bool: the criterion on the logits of x (n, C, H, W), the rows ``idx``."""
         self.count(idx)
-        predicted = self.model.predict(x)
-        if self.target is None:
-            return predicted != self.y[idx]
-        return predicted == self.target[idx]
+        return self.criterion(self.model.logits(x), idx)
 
     def logits(self, x, idx=slice(None)):
         """The logits (n, K) of x (n, C, H, W)."""
@@ -148,19 +156,22 @@ class Oracle:
         self.count(idx)
         return self.model.logit_gradient(x, w)
 
-    def loss_gradient(self, x, labels, idx=slice(None)):
+    def loss_gradient(self, x, labels, idx=slice(None), mc_seed=None):
         """The cross-entropies (n,) at ``labels`` (n,) and their gradient (like x):
-        ``model.loss_gradient``, unsigned (``gradient`` is the signed one to ascend)."""
+        ``model.loss_gradient``, unsigned (``gradient`` is the signed one to ascend); with
+        ``mc_seed``, one pass with dropout on (one MC-dropout sample)."""
         self.count(idx)
-        return self.model.loss_gradient(x, labels)
+        return self.model.loss_gradient(x, labels, mc_seed=mc_seed)
 
 
 class Attack:
     """Base class: ``generate`` checks its inputs once and calls ``run``.
 
     A subclass sets ``self.targeted`` in its constructor (checked there, with every other
-    hyper-parameter) and implements ``run(oracle, x) -> (x_adv, success, info)``; an attack that
-    takes no target at all sets the class attribute ``can_target = False``.
+    hyper-parameter, each kept in the attribute of its parameter's name: ``settings`` reads
+    them) and implements ``run(oracle, x) -> (x_adv, success, info)``; an attack that takes no
+    target at all sets the class attribute ``can_target = False``. Success is the oracle's
+    criterion, ``success_criterion(y, target)``.
 
     ``generate`` assumes one result row per input, a caller-given target and a y that costs a
     query when defaulted. An attack for which that does not hold (HotCold picks its targets and
@@ -170,6 +181,24 @@ class Attack:
 
     targeted = False
     can_target = True           # False: untargeted only, refuse a target with that message
+    objects = ()                # constructor parameters that are objects, not settings
+
+    def settings(self):
+        """The constructor's hyper-parameters, {name: value} (scikit-learn's ``get_params``):
+        every parameter of ``__init__`` but those named in ``objects`` (a detector, start images:
+        things the attack works with, not numbers that set it), read from the attribute of the
+        same name, as checked (a default worked out from others, like PGD's step, is given as
+        the value it took). Numbers, strings, flags and None, so JSON-able; and
+        ``type(a)(**a.settings(), **{name: getattr(a, name) for name in a.objects})`` builds an
+        attack with the same settings."""
+        names = [name for name in inspect.signature(type(self).__init__).parameters
+                 if name != "self" and name not in self.objects]
+        return {name: getattr(self, name) for name in names}
+
+    def success_criterion(self, y, target):
+        """The criterion ``generate`` gives the oracle (``criteria.py``): by default
+        ``Misclassification(y)``, or ``TargetedMisclassification(target)`` when targeted."""
+        return default_criterion(y, target)
 
     def check(self, x, y, target):
         """Check ``generate``'s inputs, before any model call: x (N, C, H, W) floating in
@@ -209,7 +238,8 @@ class Attack:
         if self.targeted and len(x) and bool((target == y).any()):
             raise ValueError("target must differ from y (the true or predicted class) for "
                              "every image")
-        x_adv, success, info = self.run(Oracle(model, y, target, queries), x)
+        oracle = Oracle(model, y, target, queries, self.success_criterion(y, target))
+        x_adv, success, info = self.run(oracle, x)
         return self.result(x, x_adv, success, queries, target, info)
 
     def run(self, oracle, x):

@@ -6,8 +6,10 @@ class's probability until the network gives it the wanted confidence (their F50,
 from nnscratch.backend import get_array_module, new_rng
 
 from nnscratch.attacks.base import Attack, Oracle, failure_reasons
+from nnscratch.attacks.criteria import TargetConfidence
+from nnscratch.attacks.gradient import step
+from nnscratch.attacks.norms import any_nonzero, normalized
 from nnscratch.checks import check_choice, check_integer, check_real, check_seed
-from nnscratch.attacks.gradient import step, unit
 
 
 class FoolingImages(Attack):
@@ -65,7 +67,8 @@ class FoolingImages(Attack):
         x_adv = self.start_images(x)
         start = x_adv.copy()
         queries = xp.zeros(n, dtype=xp.int64)
-        oracle = Oracle(model, None, target, queries)
+        confident = TargetConfidence(target, self.target_confidence)       # success
+        oracle = Oracle(model, None, target, queries, confident)
         confidence = xp.zeros(n, dtype=x.dtype)
         taken = xp.zeros(n, dtype=xp.int64)
         zero = xp.zeros(n, dtype=bool)
@@ -75,15 +78,16 @@ class FoolingImages(Attack):
             g = -grad_loss.astype(x.dtype, copy=False)                # grad log p_t = -grad CE
             p = xp.exp(-loss).astype(x.dtype, copy=False)             # softmax(z)_t
             confidence[active] = p
-            moving = (g != 0).reshape(len(g), -1).any(axis=1)
+            moving = any_nonzero(g)
             zero[active] = ~moving
-            climbing = (p < self.target_confidence) & moving
+            climbing = ~confident.reached(p, active) & moving
             active, g = active[climbing], g[climbing]
             if k == self.steps or not active.size:
                 break
-            x_adv[active] = step(x_adv[active], unit(g, "linf"), x.dtype.type(self.step_size))
+            x_adv[active] = step(x_adv[active], normalized(g, "linf"),
+                                 x.dtype.type(self.step_size))
             taken[active] += 1
-        success = confidence >= self.target_confidence
+        success = confident.reached(confidence)
         info = {"start": start, "confidence": confidence, "steps": taken,
                 "failure": failure_reasons(success, zero & ~success, "steps exhausted")}
         return self.result(start, x_adv, success, queries, target, info)

@@ -12,6 +12,7 @@ the class "just switches" (Günther, Rozsa & Boult, "On the Robustness of Deep N
 from nnscratch.backend import get_array_module, to_numpy
 
 from nnscratch.attacks.base import Attack, check_eps, failure_reasons
+from nnscratch.attacks.norms import any_nonzero, normalized, per_image
 from nnscratch.checks import check_choice, check_flag, check_real
 
 # The minimal search starts at this fraction of its bound: doubling reaches the bound in 8 probes.
@@ -20,26 +21,20 @@ START_FRACTION = 1 / 256
 MIN_TOLERANCE = 1e-6
 
 
+def check_tolerance(tolerance):
+    """The relative tolerance of ``minimal_search``: a number in [MIN_TOLERANCE, 1)."""
+    tolerance = check_real(tolerance, "tolerance", positive=True, below=1)
+    if tolerance < MIN_TOLERANCE:
+        raise ValueError(f"tolerance must be at least {MIN_TOLERANCE:g}, got {tolerance!r}")
+    return tolerance
+
+
 def step(x, d, w):
     """clip(x + w * d, 0, 1): x, d (n, C, H, W); w a scalar of x's dtype, or (n,)."""
     xp = get_array_module(x)
     if getattr(w, "ndim", 0):
         w = w.reshape(-1, 1, 1, 1)
     return xp.clip(x + w * d, 0, 1)
-
-
-def per_image(values):
-    """(N, C, H, W) -> (N, C*H*W), for reductions over each image."""
-    return values.reshape(len(values), -1)
-
-
-def unit(g, norm):
-    """g / ||g|| per image, g (N, C, H, W): ``norm="linf"`` divides by max |g|, ``"l2"`` by the
-    Euclidean norm; an image whose g is zero stays zero."""
-    xp = get_array_module(g)
-    flat = per_image(g)
-    size = abs(flat).max(axis=1) if norm == "linf" else xp.sqrt((flat * flat).sum(axis=1))
-    return g / xp.where(size == 0, 1, size).reshape(-1, 1, 1, 1)
 
 
 def saturation(x, d):
@@ -69,7 +64,7 @@ def minimal_search(oracle, x, d, tolerance, max_eps=None):
     """
     xp = get_array_module(x)
     n = len(x)
-    moving = per_image(d != 0).any(axis=1)
+    moving = any_nonzero(d)
     bound = saturation(x, d)
     by_clipping = xp.ones(n, dtype=bool)
     if max_eps is not None:
@@ -119,20 +114,19 @@ class FastGradient(Attack):
         name = type(self).__name__
         self.targeted = check_flag(targeted, "targeted")
         self.minimal = check_flag(minimal, "minimal")
+        self.tolerance = check_tolerance(tolerance)           # used by the minimal search only
         if minimal:
             if eps is not None:
                 raise ValueError(f"{name}(minimal=True) searches the step: give max_eps (the "
                                  "largest step to try) instead of eps")
+            self.eps = None
             self.max_eps = None if max_eps is None else check_eps(max_eps, "max_eps")
-            self.tolerance = check_real(tolerance, "tolerance", positive=True, below=1)
-            if self.tolerance < MIN_TOLERANCE:
-                raise ValueError(f"tolerance must be at least {MIN_TOLERANCE:g}, got {tolerance!r}")
         else:
             if eps is None:
                 raise TypeError(f"{name} needs eps, the step size (or minimal=True to search it)")
             if max_eps is not None:
                 raise ValueError("max_eps bounds the minimal search: it needs minimal=True")
-            self.eps = check_eps(eps)
+            self.eps, self.max_eps = check_eps(eps), None
 
     def direction(self, g):
         raise NotImplementedError
@@ -143,7 +137,7 @@ class FastGradient(Attack):
             return minimal_search(oracle, x, d, self.tolerance, self.max_eps)
         x_adv = step(x, d, x.dtype.type(self.eps))
         success = oracle.is_adversarial(x_adv)
-        zero = ~per_image(d != 0).any(axis=1)
+        zero = ~any_nonzero(d)
         return x_adv, success, {"failure": failure_reasons(success, zero, "not adversarial")}
 
 
@@ -164,7 +158,7 @@ class FGSM(FastGradient):
         super().__init__(eps, targeted, minimal, max_eps, tolerance)
 
     def direction(self, g):
-        return get_array_module(g).sign(g)
+        return normalized(g, "sign")
 
 
 class FGV(FastGradient):
@@ -183,4 +177,4 @@ class FGV(FastGradient):
         super().__init__(eps, targeted, minimal, max_eps, tolerance)
 
     def direction(self, g):
-        return unit(g, self.norm)
+        return normalized(g, self.norm)

@@ -17,8 +17,10 @@ import numpy as np
 from nnscratch.backend import to_numpy
 
 from nnscratch.attacks.base import Attack, Oracle, check_eps
-from nnscratch.checks import check_choice, check_real
-from nnscratch.attacks.gradient import MIN_TOLERANCE, minimal_search, unit
+from nnscratch.attacks.criteria import TargetedMisclassification
+from nnscratch.attacks.gradient import check_tolerance, minimal_search
+from nnscratch.attacks.norms import normalized
+from nnscratch.checks import check_choice
 
 
 class HotCold(Attack):
@@ -61,9 +63,7 @@ class HotCold(Attack):
         self.mode = check_choice(mode, "mode", ("hc1", "hc"))
         self.norm = check_choice(norm, "norm", ("linf", "l2"))
         self.max_eps = None if max_eps is None else check_eps(max_eps, "max_eps")
-        self.tolerance = check_real(tolerance, "tolerance", positive=True, below=1)
-        if self.tolerance < MIN_TOLERANCE:
-            raise ValueError(f"tolerance must be at least {MIN_TOLERANCE:g}, got {tolerance!r}")
+        self.tolerance = check_tolerance(tolerance)
 
     def generate(self, model, x, y=None, target=None):
         """Adversarials of x towards the hot classes (see the class docstring for the rows).
@@ -89,22 +89,25 @@ class HotCold(Attack):
         queries = xp.zeros(rows, dtype=xp.int64)
         queries[::rows // n if n else 1] += seen                       # the logits at x
         x_rows, y_rows = x[source], y[source]
-        oracle = Oracle(model, y_rows, target, queries)
+        reached = TargetedMisclassification(target)                     # success, per row
+        oracle = Oracle(model, y_rows, target, queries, reached)
 
         w = xp.zeros((rows, k), dtype=z.dtype)
         w[xp.arange(rows), target] = 1                                 # hot: raise z_t
         w[xp.arange(rows), y_rows] = -1                                # cold: lower z_y
-        d = unit(oracle.logit_gradient(x_rows, w)[1].astype(x.dtype, copy=False), self.norm)
+        d = normalized(oracle.logit_gradient(x_rows, w)[1].astype(x.dtype, copy=False),
+                       self.norm)
 
         # a row already at its target at x (y given, not the prediction) needs no search: w = 0
-        at_target = predicted[source] == target
+        at_target = reached(z[source])
         x_adv, success = x_rows.copy(), at_target.copy()
         step, below = xp.zeros(rows, dtype=x.dtype), xp.zeros(rows, dtype=x.dtype)
         failure = np.full(rows, "", dtype=object)
         todo = xp.flatnonzero(~at_target)
         if todo.size:
             searched = xp.zeros(todo.size, dtype=xp.int64)
-            search = Oracle(model, y_rows[todo], target[todo], searched)
+            search = Oracle(model, y_rows[todo], target[todo], searched,
+                            TargetedMisclassification(target[todo]))
             x_found, found, extra = minimal_search(search, x_rows[todo], d[todo],
                                                    self.tolerance, self.max_eps)
             x_adv[todo], success[todo] = x_found, found

@@ -12,19 +12,9 @@ import math
 from nnscratch.backend import get_array_module, new_rng
 
 from nnscratch.attacks.base import Attack, check_eps, failure_reasons
+# project is imported from here by studies: it lives in norms.py, beside normalized
+from nnscratch.attacks.norms import STEEPEST, any_nonzero, normalized, per_image_norm, project
 from nnscratch.checks import check_choice, check_flag, check_integer, check_real, check_seed
-
-
-def per_image_norm(values, norm):
-    """(N, ...) -> (N,) the linf or l2 norm of each image."""
-    xp = get_array_module(values)
-    flat = values.reshape(len(values), -1)
-    return abs(flat).max(axis=1) if norm == "linf" else xp.sqrt((flat * flat).sum(axis=1))
-
-
-def any_nonzero(values):
-    """(N, ...) -> (N,) bool: the image has a nonzero value."""
-    return (values != 0).reshape(len(values), -1).any(axis=1)
 
 
 def iterative_result(oracle, x_adv, moved):
@@ -34,30 +24,17 @@ def iterative_result(oracle, x_adv, moved):
     return x_adv, success, {"failure": failure_reasons(success, ~moved, "not adversarial")}
 
 
-def project(x, x_moved, eps, norm):
-    """clip_[0,1](x + P_eps(x_moved - x)): the perturbation brought back into the eps-ball of
-    ``norm`` ("linf": clipped per pixel; "l2": scaled down to length eps when longer), then the
-    pixels into the box. x, x_moved (N, C, H, W); PGD's projection, and RejectAwarePGD's."""
-    xp = get_array_module(x)
-    eps = x.dtype.type(eps)
-    delta = x_moved - x
-    if norm == "linf":
-        delta = xp.clip(delta, -eps, eps)
-    else:
-        length = per_image_norm(delta, "l2")
-        shrink = xp.where(length > eps, eps / xp.where(length == 0, 1, length), 1)
-        delta = delta * shrink.astype(x.dtype, copy=False).reshape(-1, 1, 1, 1)
-    return xp.clip(x + delta, 0, 1)
-
-
 class BIM(Attack):
     """Basic iterative method (Kurakin, Goodfellow & Bengio 2017), "I-FGSM"::
 
-        x_0 = x,  x_{k+1} = clip_[0,1]( clip_[x-eps, x+eps]( x_k + step * sign(grad L(x_k, y)) ) )
+        x_0 = x,  x_{k+1} = clip_[0,1]( x + clip_[-eps, eps]( x_k + step * s_k - x ) ),
+        s_k = sign(grad L(x_k, y))
 
-    for ``steps`` steps (L the cross-entropy). Defaults are the paper's: step = 1/255 (one grey
-    level) and steps = ceil(min(255 * eps + 4, 1.25 * 255 * eps)) (the paper writes
-    min(eps + 4, 1.25 eps) with eps in grey levels; the rounding up is ours).
+    for ``steps`` steps (L the cross-entropy), through ``project`` of norms.py as PGD (the
+    paper's clip_[x-eps, x+eps](x_k + step s_k) is the same but for the rounding of the last
+    bit). Defaults are the paper's: step = 1/255 (one grey level) and
+    steps = ceil(min(255 * eps + 4, 1.25 * 255 * eps)) (the paper writes min(eps + 4, 1.25 eps)
+    with eps in grey levels; the rounding up is ours).
     early_stop=True is BIM-A (Feinman et al. 2017, "Detecting adversarial samples from
     artifacts"): before each step every image is checked, and an image stops at its first
     misclassification (BIM-B, the default, runs every step).
@@ -77,8 +54,7 @@ class BIM(Attack):
 
     def run(self, oracle, x):
         xp = get_array_module(x)
-        eps, step = x.dtype.type(self.eps), x.dtype.type(self.step)
-        low, high = x - eps, x + eps                       # the eps-ball, (N, C, H, W)
+        step = x.dtype.type(self.step)
         x_adv = x.copy()
         moved = xp.zeros(len(x), dtype=bool)
         idx = xp.arange(len(x)) if self.early_stop else slice(None)   # the images still running
@@ -89,8 +65,8 @@ class BIM(Attack):
                     break
             g = oracle.gradient(x_adv[idx], idx)
             moved[idx] |= any_nonzero(g)
-            x_next = x_adv[idx] + step * xp.sign(g)
-            x_adv[idx] = xp.clip(xp.clip(x_next, low[idx], high[idx]), 0, 1)
+            x_adv[idx] = project(x[idx], x_adv[idx] + step * normalized(g, "sign"), self.eps,
+                                 "linf")
         return iterative_result(oracle, x_adv, moved)
 
 
@@ -110,6 +86,8 @@ class PGD(Attack):
     drawn from ``nnscratch.backend.new_rng(seed)`` on x's array module: the same seed gives the
     same images on one backend. targeted=True descends the target's loss (success: predicted
     == target). info["failure"]: "", "zero gradient" or "not adversarial" per image.
+
+    A subclass changes what is ascended by overriding ``ascent`` (EOT, detector-aware PGD).
     """
 
     def __init__(self, eps, step=None, steps=40, norm="linf", random_start=True, seed=0, *,
@@ -136,18 +114,19 @@ class PGD(Attack):
         radius = eps * rng.random(len(x), dtype=x.dtype) ** x.dtype.type(1 / dims)
         return direction * (radius / xp.where(length == 0, 1, length)).reshape(-1, 1, 1, 1)
 
+    def ascent(self, oracle, x_adv, k):
+        """g_k (like x_adv): the gradient to ascend at step k, grad L(x_k, y) (minus the
+        target's for a targeted attack)."""
+        return oracle.gradient(x_adv)
+
     def run(self, oracle, x):
         xp = get_array_module(x)
         step = x.dtype.type(self.step)
         x_adv = xp.clip(x + self.random_delta(x), 0, 1) if self.random_start else x.copy()
         moved = xp.zeros(len(x), dtype=bool)
-        for _ in range(self.steps):
-            g = oracle.gradient(x_adv)
+        for k in range(self.steps):
+            g = self.ascent(oracle, x_adv, k)
             moved |= any_nonzero(g)
-            if self.norm == "linf":
-                s = xp.sign(g)
-            else:
-                length = per_image_norm(g, "l2")
-                s = g / xp.where(length == 0, 1, length).reshape(-1, 1, 1, 1)
+            s = normalized(g, STEEPEST[self.norm])
             x_adv = project(x, x_adv + step * s, self.eps, self.norm)
         return iterative_result(oracle, x_adv, moved)

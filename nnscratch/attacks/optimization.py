@@ -22,7 +22,7 @@ from nnscratch.backend import get_array_module, to_numpy
 
 from nnscratch.attacks.base import Attack, failure_reasons
 from nnscratch.checks import check_flag, check_integer, check_real
-from nnscratch.attacks.iterative import any_nonzero
+from nnscratch.attacks.norms import any_nonzero
 
 # x = (tanh(w) + 1) / 2 has no finite w at x = 0 or 1: the references (Carlini's code, foolbox,
 # cleverhans) shrink 2x - 1 by this factor before arctanh.

@@ -1,6 +1,6 @@
 """The defence-aware attack of Sotgiu et al. (2019, "Deep Neural Rejection against Adversarial
-Examples", arXiv 1910.00470; ``shared/papers/dnr-notes.md``, "The defence-aware attack"): push
-an image towards a wrong class that is not rejected.
+Examples", arXiv 1910.00470, the defence-aware attack): push an image towards a wrong class that
+is not rejected.
 
 The model's logits are z = [s_1 .. s_K, s_R] (N, K + 1), the last column the reject score (a
 ``RejectingModel``: s_R = theta, argmax == K means "rejected"); any model with the model
@@ -25,20 +25,21 @@ only shortens a perturbation that starts from an image in the box); it is the us
 for the exact projection onto their intersection. grad f is ``model.logit_gradient(x, w)`` with
 w = e_y - e_l* (w = -e_l* while rejected), l* the best wrong class at x_k.
 
-Choices, where the notes leave room:
+Choices, where the paper leaves room:
 - the line search tries all ``line_search`` + 1 step sizes in one batch and keeps the best
   (the authors' line search doubles while the objective improves); an image whose best
   candidate does not lower f (a zero gradient included) stops: with the same gradient, the
   next step would try the same points. So f never increases.
 - the attack keeps minimising after f < 0 (deeper into the wrong class), as the authors' does.
-- the second start of the notes ("from the training sample of lowest objective, projected into
-  the feasible set, keeping the better result") is the option ``starts``: images (M, C, H, W)
+- the paper's second start (from the training sample of lowest objective, projected into the
+  feasible set, keeping the better result) is the option ``starts``: images (M, C, H, W)
   (the attacker's training samples); each image starts a second run from P(the start of lowest
   f for its label) and keeps the run of lower final f. Off (None) by default.
 - y defaults to the model's prediction (the contract); an image predicted "rejected" then has
   y = R, and any non-rejected class counts as success.
 
-Result: success = the final prediction is neither y nor the reject class.
+Result: success = the final prediction is neither y nor the reject class
+(``MisclassificationNotRejected`` of criteria.py).
 info: "objective" (N,) f at x_adv; "rejected" (N,) bool; "failure" (N,) host strings: "",
 "rejected", "zero gradient" (the gradient was zero at every step taken) or "not adversarial".
 Queries per image: 1 for the start's logits, then per step while the image runs 1 (gradient)
@@ -49,8 +50,9 @@ starts' logits) plus the second run's; plus 1 when y is defaulted.
 import numpy as np
 
 from nnscratch.attacks.base import Attack, check_eps
+from nnscratch.attacks.criteria import MisclassificationNotRejected
+from nnscratch.attacks.norms import STEEPEST, any_nonzero, normalized, project
 from nnscratch.checks import check_choice, check_integer, check_real
-from nnscratch.attacks.iterative import any_nonzero, per_image_norm, project
 from nnscratch.backend import get_array_module, to_numpy
 from nnscratch.model.interface import check_image_batch
 
@@ -72,6 +74,7 @@ class RejectAwarePGD(Attack):
     """
 
     can_target = False
+    objects = ("starts",)               # images, not a setting (see ``Attack.settings``)
 
     def __init__(self, eps, steps=30, step=0.1, line_search=10, norm="l2", starts=None):
         self.eps = check_eps(eps)
@@ -110,13 +113,12 @@ class RejectAwarePGD(Attack):
 
     # ---------------------------------------------- the descent
 
+    def success_criterion(self, y, target):
+        return MisclassificationNotRejected(y)
+
     def direction(self, g):
         """The descent direction: -g / ||g||_2 (0 where g is 0), or -sign(g) for linf."""
-        xp = get_array_module(g)
-        if self.norm == "linf":
-            return -xp.sign(g)
-        length = per_image_norm(g, "l2")
-        return -g / xp.where(length == 0, 1, length).reshape(-1, 1, 1, 1)
+        return -normalized(g, STEEPEST[self.norm])
 
     def descend(self, oracle, x, start):
         """Run the descent from ``start`` (N, C, H, W); returns (x_adv, f (N,), moved (N,))."""
@@ -180,9 +182,8 @@ class RejectAwarePGD(Attack):
             x_adv = xp.where(better[:, None, None, None], x_two, x_adv)
             moved = moved | moved_two
         z = oracle.logits(x_adv)
-        predicted, reject = z.argmax(axis=1), z.shape[1] - 1
-        success = (predicted != y) & (predicted != reject)
-        rejected = predicted == reject
+        success = oracle.criterion(z)
+        rejected = z.argmax(axis=1) == z.shape[1] - 1
         failure = np.where(to_numpy(success), "", np.where(
             to_numpy(rejected), "rejected", np.where(to_numpy(moved), "not adversarial",
                                                      "zero gradient")))
