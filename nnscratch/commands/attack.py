@@ -1,6 +1,6 @@
 """``nnscratch attack RUN_DIR --attack NAME``: attack a trained run's test split, report it.
 
-It loads the run as ``nnscratch evaluate`` does (``load_run``, which both use), builds the
+It loads the run as ``nnscratch evaluate`` does (``run_folder.load_run``), builds the
 attack from the command's options (``build_attack``: each attack takes the options that mean
 something to it, and any other option given is refused), attacks the test split in batches of
 ``BATCH`` images under a progress bar, and writes a report folder, ``RUN_DIR/attack_NAME/``
@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from nnscratch import attacks, backend, catalog, data, demo, files, io, metrics, plots, runs
+from nnscratch import attacks, backend, data, files, metrics, plots
+from nnscratch.commands import demo
+from nnscratch.commands.options import CLASS, COUNT, PATH, SEED
+from nnscratch.commands.run_folder import load_run
 
 REPORT_FILES = ("report.json", "report.md", "examples.png")
 BATCH = 100              # images per call to generate: one step of the progress bar
@@ -41,35 +44,23 @@ NEEDS_TARGET = ("jsma", "lbfgs")
 DEFAULT_EPS = 0.1
 
 
-def load_run(run, dataset=None):
-    """The trained model of the run folder ``run`` and what it was trained on: (model, config,
-    dataset), config's "model", "dataset" and "classes" as config.json has them (a model.npz
-    saved alone has none: ``dataset`` must then be given). ValueErrors say what to do."""
-    run = Path(run)
-    if not run.is_dir():
-        raise ValueError(f"{run} {'is a file' if run.exists() else 'does not exist'}: give "
-                         "the --out folder of `nnscratch train`")
-    if not (run / "model.npz").exists():
-        raise ValueError(f"{run}/model.npz not found: train first "
-                         f"(nnscratch train ... --out {run})")
-    config = {"model": run.name, "dataset": None, "classes": None}   # a model.npz saved alone
-    if (run / runs.CONFIG).exists():
-        config = runs.read_config(run / runs.CONFIG, ("model", "dataset", "classes"),
-                                  "put back a good copy, or move it away and give --dataset")
-    dataset = dataset or config["dataset"]
-    if dataset is None:
-        raise ValueError(f"{run} has no config.json saying what it was trained on: "
-                         "give --dataset")
-    if dataset not in catalog.DATASETS:
-        raise ValueError(f"{run}/{runs.CONFIG} names dataset {dataset!r}, which nnscratch does "
-                         f"not know ({', '.join(catalog.DATASETS)}): give --dataset")
-    try:
-        model = io.load(run / "model.npz")
-    except ValueError as error:
-        rewrite = (f" (`nnscratch train ... --out {run} --resume` writes it again from "
-                   f"{runs.CHECKPOINT})" if (run / runs.CHECKPOINT).exists() else "")
-        raise ValueError(f"{error}: put back a good copy, or train again{rewrite}") from None
-    return model, config, dataset
+def add_arguments(parser):
+    parser.add_argument("run", type=PATH, help="the --out folder of `nnscratch train`")
+    parser.add_argument("--attack", required=True, metavar="NAME", choices=tuple(OPTIONS),
+                        help=f"one of {', '.join(OPTIONS)}")
+    parser.add_argument("--eps", type=float, help="the perturbation bound (default "
+                        f"{DEFAULT_EPS}): fgsm, fgv, bim, pgd")
+    parser.add_argument("--steps", type=int, help="iterations: bim, pgd, cw, lbfgs, onepixel, "
+                                                  "localsearch (rounds)")
+    parser.add_argument("--step", type=float, help="the step size: bim, pgd")
+    parser.add_argument("--norm", choices=["linf", "l2"], help="fgv, pgd (default linf)")
+    parser.add_argument("--target", type=CLASS, help="attack towards this class (needed by "
+                        "jsma and lbfgs; images of that class are left out)")
+    parser.add_argument("--seed", type=SEED, help="pgd, onepixel, localsearch (default 0)")
+    parser.add_argument("--limit", type=COUNT, metavar="N",
+                        help="the first N test images (default: all)")
+    parser.add_argument("--out", type=PATH,
+                        help="the report folder (default RUN/attack_NAME)")
 
 
 def build_attack(name, eps=None, step=None, steps=None, norm=None, target=None, seed=None):
@@ -150,7 +141,7 @@ def attack_images(model, attack, x, y, target=None, progress=None):
 
 
 def run(args, progress=None):
-    """``nnscratch attack``: ``args`` as the parser gives them. Returns the report dict."""
+    """``nnscratch attack``: ``args`` as the parser gives them."""
     attack = build_attack(args.attack, eps=args.eps, step=args.step, steps=args.steps,
                           norm=args.norm, target=args.target, seed=args.seed)
     model, config, dataset = load_run(args.run)
@@ -182,7 +173,6 @@ def run(args, progress=None):
         demo.refuse_unless_replaceable(out, REPORT_FILES, "the attack report")
     print(markdown(report))
     print(f"report written to {out}/")
-    return report
 
 
 def markdown(report):

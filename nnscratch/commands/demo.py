@@ -30,6 +30,7 @@ import numpy as np
 
 import nnscratch
 from nnscratch import attacks, backend, data, files, io, metrics, plots, zoo
+from nnscratch.commands.options import EPOCHS, PATH, SEED
 from nnscratch.training import fit_recipe
 
 # What the demo writes into its folder (see above): the only files it will ever replace.
@@ -43,7 +44,29 @@ EPS, PGD_STEPS = 0.1, 20     # the demo's attacks: FGSM and PGD (step 2.5 eps / 
 ATTACK_BATCH = 500           # test images per generate call (LeNet on all 10,000 is ~1 GB)
 
 
-def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=None):
+def add_arguments(parser):
+    parser.add_argument("--dataset", default="digits", choices=tuple(SETTINGS),
+                        help="digits (embedded, default) or mnist (once fetched)")
+    parser.add_argument("--out", default="nnscratch-demo", type=PATH,
+                        help="the report folder (default nnscratch-demo), replaced only if it "
+                             "holds nothing but an earlier report")
+    parser.add_argument("--epochs", type=EPOCHS, help="default: " + ", ".join(
+        f"{default_epochs(name)} on {name}" for name in SETTINGS))
+    parser.add_argument("--seed", type=SEED, default=0, help="default 0")
+
+
+def default_epochs(dataset):
+    """The demo's epochs on ``dataset``: its own setting, else its network's recipe's."""
+    settings = SETTINGS[dataset]
+    return settings.get("epochs", zoo.RECIPES[settings["model"]].epochs)
+
+
+def run(args):
+    """``nnscratch demo``: ``args`` as the parser gives them."""
+    demo(args.dataset, args.out, args.epochs, args.seed)
+
+
+def demo(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=None):
     """Train, evaluate and report; returns the report dict (also written to ``out``)."""
     if dataset not in SETTINGS:
         raise ValueError(f"the demo runs on {sorted(SETTINGS)}, not {dataset!r}")
@@ -51,10 +74,8 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
     refuse_unless_replaceable(out)
     files.refuse_unwritable(out.parent)      # now, not after the training
     name = SETTINGS[dataset]["model"]
-    recipe = zoo.RECIPES[name]
-    if epochs is None:
-        epochs = SETTINGS[dataset].get("epochs", recipe.epochs)
-    recipe = dataclasses.replace(recipe, epochs=epochs)
+    epochs = default_epochs(dataset) if epochs is None else epochs
+    recipe = dataclasses.replace(zoo.RECIPES[name], epochs=epochs)
     x, y = data.load(dataset, "train-rest", seed=seed)
     validation = data.load(dataset, "validation", seed=seed)
     x_test, y_test = data.load(dataset, "test")
