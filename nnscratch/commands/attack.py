@@ -12,8 +12,8 @@ by default::
     examples.png    originals above their adversarials, with the predicted classes
 
 The folder is written whole or not at all (``files.atomic_dir``), and an existing one is
-replaced only if it holds nothing but these files, as the demo's (``demo``'s
-``refuse_unless_replaceable``).
+replaced only if it holds nothing but these files, as the demo's
+(``files.refuse_unless_replaceable``).
 """
 
 import json
@@ -24,7 +24,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nnscratch import attacks, backend, data, files, metrics, plots
-from nnscratch.commands import demo
 from nnscratch.commands.options import CLASS, COUNT, PATH, SEED
 from nnscratch.commands.run_folder import load_run
 
@@ -145,8 +144,8 @@ def run(args, progress=None):
     attack = build_attack(args.attack, eps=args.eps, step=args.step, steps=args.steps,
                           norm=args.norm, target=args.target, seed=args.seed)
     model, config, dataset = load_run(args.run)
-    out = demo.absolute(args.out or Path(args.run) / f"attack_{args.attack}")
-    demo.refuse_unless_replaceable(out, REPORT_FILES, "the attack report")
+    out = files.absolute(args.out or Path(args.run) / f"attack_{args.attack}")
+    files.refuse_unless_replaceable(out, "the attack report", REPORT_FILES)
     files.refuse_unwritable(out.parent)
     x, y = data.load(dataset, "test", classes=config["classes"])
     if args.target is not None:
@@ -170,7 +169,7 @@ def run(args, progress=None):
         files.atomic_write(staging / "report.json", json.dumps(report, indent=2))
         files.atomic_write(staging / "report.md", markdown(report))
         plots.adversarial_grid(x, x_adv, clean, adv, staging / "examples.png")
-        demo.refuse_unless_replaceable(out, REPORT_FILES, "the attack report")
+        files.refuse_unless_replaceable(out, "the attack report", REPORT_FILES)   # again
     print(markdown(report))
     print(f"report written to {out}/")
 

@@ -16,12 +16,11 @@ The folder is written under a temporary name and renamed at the end
 (``files.atomic_dir``), so an interrupted demo never leaves half a report. An existing ``out``
 is replaced only when it holds nothing but these files (an earlier report); any other folder
 is refused, so that ``--out`` can never delete a user's files; so are the current folder and
-the folders that hold it, whatever they hold, and a link.
+the folders that hold it, whatever they hold, and a link (``files.refuse_unless_replaceable``).
 """
 
 import dataclasses
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -70,8 +69,8 @@ def demo(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=N
     """Train, evaluate and report; returns the report dict (also written to ``out``)."""
     if dataset not in SETTINGS:
         raise ValueError(f"the demo runs on {sorted(SETTINGS)}, not {dataset!r}")
-    out = absolute(out)
-    refuse_unless_replaceable(out)
+    out = files.absolute(out)
+    files.refuse_unless_replaceable(out, "the demo", REPORT_FILES)
     files.refuse_unwritable(out.parent)      # now, not after the training
     name = SETTINGS[dataset]["model"]
     epochs = default_epochs(dataset) if epochs is None else epochs
@@ -101,7 +100,8 @@ def demo(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=N
         plots.confusion_matrix(np.array(test["confusion_matrix"]),
                                staging / "confusion_matrix.png")
         plots.adversarial_grid(x_test, *adversarial, staging / "adversarial_examples.png")
-        refuse_unless_replaceable(out)     # again: files may have appeared while it trained
+        # again: files may have appeared while it trained
+        files.refuse_unless_replaceable(out, "the demo", REPORT_FILES)
     print(markdown(report))
     print(f"report written to {out}/")
     return report
@@ -124,37 +124,6 @@ def attack_test(model, x, y):
         reports[name] = dict(metrics.attack_report(y, clean, adv, success, norms), eps=EPS,
                              seconds=time.perf_counter() - began)
     return reports, (x_adv, clean, adv)
-
-
-def absolute(out):
-    """``out`` as an absolute path ending in a real name (``.`` and ``..`` resolved), its last
-    part left unresolved, so that a link is still seen as a link."""
-    out = Path(out).absolute()
-    if out.name in ("", ".", ".."):
-        return out.resolve()
-    return out.parent.resolve() / out.name
-
-
-def refuse_unless_replaceable(out, report_files=REPORT_FILES, writer="the demo"):
-    """Raise ValueError unless ``out`` is absent or a folder holding only ``report_files``:
-    replacing it then loses nothing but an earlier report of ``writer`` (the demo's, or
-    ``nnscratch attack``'s). The current folder and those that hold it are refused whatever
-    they hold (replacing one would pull the folder from under the user's shell)."""
-    here = Path.cwd().resolve()
-    if os.path.realpath(out) in map(str, (here, *here.parents)):
-        raise ValueError(f"--out {out} is the current folder or holds it, which {writer} "
-                         "would replace whole: choose a new folder")
-    if not (out.exists() or out.is_symlink()):
-        return
-    if out.is_symlink() or not out.is_dir():
-        raise ValueError(f"{out} is a file or a link, not a folder: choose another --out")
-    others = sorted(entry.name for entry in out.iterdir()
-                    if entry.name not in report_files or entry.is_symlink()
-                    or not entry.is_file())
-    if others:
-        raise ValueError(f"{out} holds {', '.join(others)}, which {writer} did not write: it "
-                         f"replaces only a folder of its own report files "
-                         f"({', '.join(report_files)}). Choose another --out, or move them")
 
 
 def markdown(report):
