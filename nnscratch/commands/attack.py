@@ -3,11 +3,12 @@
 It loads the run as ``nnscratch evaluate`` does (``run_folder.load_run``), builds the
 attack from the command's options (``build_attack``: each attack takes the options that mean
 something to it, and any other option given is refused), attacks the test split in batches of
-``BATCH`` images under a progress bar, and writes a report folder, ``RUN_DIR/attack_NAME/``
-by default::
+``BATCH`` images under a progress bar (``evaluation.evaluate_attack``, the loop every
+evaluation shares), and writes a report folder, ``RUN_DIR/attack_NAME/`` by default::
 
     report.json     the settings, and clean accuracy, accuracy under attack, success rate,
-                    mean L0/L2/Linf and PASS over the successful images, mean queries, seconds
+                    mean L0/L2/Linf and PASS over the successful images, mean queries, and
+                    the attack's seconds (PASS not included)
     report.md       the same as a short table
     examples.png    originals above their adversarials, with the predicted classes
 
@@ -17,15 +18,14 @@ replaced only if it holds nothing but these files, as the demo's
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nnscratch import attacks, backend, data, files, metrics, plots
 from nnscratch.commands.options import CLASS, COUNT, PATH, SEED
 from nnscratch.commands.run_folder import load_run
+from nnscratch.evaluation import evaluate_attack
 
 REPORT_FILES = ("report.json", "report.md", "examples.png")
 BATCH = 100              # images per call to generate: one step of the progress bar
@@ -104,39 +104,15 @@ def _given(**options):
     return {key: value for key, value in options.items() if value is not None}
 
 
-def attack_images(model, attack, x, y, target=None, progress=None):
-    """Run ``attack`` on x (N, C, H, W), labels y (N,), in batches of ``BATCH`` under a tqdm
-    bar (``progress``: True, False, or None for "only on a terminal"). Returns (report, x_adv,
-    y_pred_clean, y_pred_adv): ``metrics.attack_report``'s dict plus mean queries, mean PASS
-    over at most the first ``PASS_IMAGES`` successful images, and the seconds taken."""
-    began = time.perf_counter()
-    parts = {"x_adv": [], "success": [], "queries": [], "clean": [], "adv": []}
-    norms = {}
-    starts = range(0, len(x), BATCH)
-    for start in tqdm(starts, desc=f"{type(attack).__name__}", unit="batch",
-                      disable=None if progress is None else not progress):
-        xb, yb = x[start:start + BATCH], y[start:start + BATCH]
-        tb = None if target is None else target[start:start + BATCH]
-        result = attack.generate(model, xb, yb, tb)
-        parts["x_adv"].append(backend.to_numpy(result.x_adv))
-        parts["success"].append(backend.to_numpy(result.success))
-        parts["queries"].append(backend.to_numpy(result.queries))
-        parts["clean"].append(backend.to_numpy(model.predict(xb)))
-        parts["adv"].append(backend.to_numpy(model.predict(result.x_adv)))
-        for key, values in result.norms.items():
-            norms.setdefault(key, []).append(backend.to_numpy(values))
-    x_adv, success, queries, clean, adv = (np.concatenate(parts[key]) for key in parts)
-    norms = {key: np.concatenate(values) for key, values in norms.items()}
-    y = backend.to_numpy(y)
-    report = metrics.attack_report(y, clean, adv, success,
-                                   {key: norms[key] for key in ("l0", "l2", "linf")})
-    chosen = np.flatnonzero(success)[:PASS_IMAGES]
-    x_host = backend.to_numpy(x)
-    scores = metrics.pass_score(x_host[chosen], x_adv[chosen]) if chosen.size else []
-    report.update(mean_pass=float(np.mean(scores)) if chosen.size else float("nan"),
-                  pass_images=int(chosen.size), mean_queries=float(queries.mean()),
-                  seconds=time.perf_counter() - began)
-    return report, x_adv, clean, adv
+def pass_report(x, outcome):
+    """Mean PASS (Rozsa et al. 2016) over at most the first ``PASS_IMAGES`` successful images
+    of ``outcome`` (an ``Evaluation`` of the images x), and their number: an ECC alignment per
+    image (~13 ms) is too slow for all of them."""
+    chosen = np.flatnonzero(outcome.success)[:PASS_IMAGES]
+    if not chosen.size:
+        return {"mean_pass": float("nan"), "pass_images": 0}
+    scores = metrics.pass_score(backend.to_numpy(x)[chosen], outcome.x_adv[chosen])
+    return {"mean_pass": float(np.mean(scores)), "pass_images": int(chosen.size)}
 
 
 def run(args, progress=None):
@@ -159,8 +135,9 @@ def run(args, progress=None):
         x, y = x[:args.limit], y[:args.limit]                       # the first N, in order
     target = None if args.target is None else np.full(len(y), args.target, dtype=np.int64)
     print(f"attack: {args.attack} on {config['model']}, {dataset} test ({len(x)} images)")
-    report, x_adv, clean, adv = attack_images(model, attack, x, y, target, progress)
-    report.update(attack=args.attack, run=str(Path(args.run).absolute()),
+    outcome = evaluate_attack(model, attack, x, y, target, batch=BATCH, progress=progress)
+    report = outcome.report()
+    report.update(pass_report(x, outcome), attack=args.attack, run=str(Path(args.run).absolute()),
                   model=config["model"], dataset=dataset, split="test",
                   settings={key: vars(attack)[key] for key in sorted(vars(attack))
                             if isinstance(vars(attack)[key], (int, float, str, bool))},
@@ -168,7 +145,8 @@ def run(args, progress=None):
     with files.atomic_dir(out, replace=True) as staging:     # replaceable: checked above
         files.atomic_write(staging / "report.json", json.dumps(report, indent=2))
         files.atomic_write(staging / "report.md", markdown(report))
-        plots.adversarial_grid(x, x_adv, clean, adv, staging / "examples.png")
+        plots.adversarial_grid(x, outcome.x_adv, outcome.clean, outcome.adversarial,
+                               staging / "examples.png")
         files.refuse_unless_replaceable(out, "the attack report", REPORT_FILES)   # again
     print(markdown(report))
     print(f"report written to {out}/")

@@ -23,13 +23,13 @@ import dataclasses
 import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 import nnscratch
-from nnscratch import attacks, backend, data, files, io, metrics, plots, zoo
+from nnscratch import attacks, data, files, io, metrics, plots, zoo
 from nnscratch.commands.options import EPOCHS, PATH, SEED
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.training import fit_recipe
 
 # What the demo writes into its folder (see above): the only files it will ever replace.
@@ -110,20 +110,12 @@ def demo(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=N
 def attack_test(model, x, y):
     """FGSM and PGD at ``EPS`` on the test images x, y: ({"fgsm": report, "pgd": report},
     (pgd's x_adv, clean predictions, predictions under pgd)), each report
-    ``metrics.attack_report``'s dict plus eps and seconds."""
+    ``Evaluation.report``'s dict plus eps."""
     reports = {}
     for name, attack in (("fgsm", attacks.FGSM(EPS)), ("pgd", attacks.PGD(EPS, steps=PGD_STEPS))):
-        began = time.perf_counter()
-        parts = [attack.generate(model, x[i:i + ATTACK_BATCH], y[i:i + ATTACK_BATCH])
-                 for i in range(0, len(x), ATTACK_BATCH)]
-        x_adv = np.concatenate([backend.to_numpy(part.x_adv) for part in parts])
-        clean, adv = backend.to_numpy(model.predict(x)), backend.to_numpy(model.predict(x_adv))
-        success = np.concatenate([backend.to_numpy(part.success) for part in parts])
-        norms = {key: np.concatenate([backend.to_numpy(part.norms[key]) for part in parts])
-                 for key in ("l0", "l2", "linf")}
-        reports[name] = dict(metrics.attack_report(y, clean, adv, success, norms), eps=EPS,
-                             seconds=time.perf_counter() - began)
-    return reports, (x_adv, clean, adv)
+        outcome = evaluate_attack(model, attack, x, y, batch=ATTACK_BATCH)
+        reports[name] = dict(outcome.report(), eps=EPS)
+    return reports, (outcome.x_adv, outcome.clean, outcome.adversarial)
 
 
 def markdown(report):

@@ -135,8 +135,8 @@ def run_config(args, recipe):
             raise ValueError(f"--classes names a class twice: {args.classes}")
         unknown = [c for c in args.classes if not 0 <= c < classes]
         if unknown:
-            raise ValueError(f"--classes {' '.join(map(str, unknown))}: the classes of {args.dataset} "
-                             f"are 0 to {classes - 1}")
+            raise ValueError(f"--classes {' '.join(map(str, unknown))}: the classes of "
+                             f"{args.dataset} are 0 to {classes - 1}")
         classes = len(args.classes)
     if args.limit is not None and args.limit < classes:
         raise ValueError(f"--limit {args.limit} is fewer images than the {classes} classes to "
