@@ -61,7 +61,7 @@ def test_a_targeted_attack_leaves_out_the_target_class(run_dir, tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     (["--attack", "nope"], "invalid choice: 'nope'"),
-    (["--attack", "fgsm", "--eps", "-0.1"], "eps must be a finite number >= 0"),
+    (["--attack", "fgsm", "--eps", "-0.1"], "argument --eps: must be a number >= 0"),
     (["--attack", "jsma"], "jsma is a targeted attack: give --target"),
     (["--attack", "lbfgs"], "lbfgs is a targeted attack: give --target"),
     (["--attack", "fgsm", "--steps", "5"], "fgsm does not take --steps"),

@@ -425,6 +425,22 @@ def test_demo_options_out_of_range(tmp_path, capsys, options, named):
     refused(capsys, demo_args(tmp_path / "report", *options), named, root=tmp_path)
 
 
+# ---------------------------------------------------------------- attack: options out of range
+
+@pytest.mark.parametrize("options", [
+    ["--eps", "-0.1"], ["--eps", "nan"], ["--eps", "inf"], ["--eps", "-inf"], ["--eps", "1e39"],
+    ["--eps", "big"], ["--eps", ""],
+    ["--step", "0"], ["--step", "-0.01"], ["--step", "nan"], ["--step", "inf"],
+    ["--step", "1e-50"], ["--step", "fast"],
+    ["--steps", "0"], ["--steps", "-1"], ["--steps", "2.5"], ["--steps", "nan"],
+    ["--steps", "1e3"], ["--steps", "1000000000000"]])
+def test_attack_options_out_of_range_are_refused_naming_the_option(run, capsys, options):
+    """Refused by the parser, before the run is loaded or anything is written."""
+    err = refused(capsys, ["attack", run, "--attack", "pgd", *options], options[0],
+                  root=run.parent)
+    assert err.splitlines()[-1].startswith(f"nnscratch: error: argument {options[0]}: ")
+
+
 # -------------------------------------------------------------------------------- data fetch
 
 def test_data_fetch_sources_that_are_not_one(tmp_path, capsys):

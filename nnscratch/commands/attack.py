@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nnscratch import attacks, backend, data, files, metrics, plots
-from nnscratch.commands.options import CLASS, COUNT, PATH, SEED
+from nnscratch.commands.options import CLASS, COUNT, EPS, PATH, SEED, STEP, STEPS
 from nnscratch.commands.run_folder import load_run
 from nnscratch.evaluation import evaluate_attack
 
@@ -47,11 +47,11 @@ def add_arguments(parser):
     parser.add_argument("run", type=PATH, help="the --out folder of `nnscratch train`")
     parser.add_argument("--attack", required=True, metavar="NAME", choices=tuple(OPTIONS),
                         help=f"one of {', '.join(OPTIONS)}")
-    parser.add_argument("--eps", type=float, help="the perturbation bound (default "
+    parser.add_argument("--eps", type=EPS, help="the perturbation bound (default "
                         f"{DEFAULT_EPS}): fgsm, fgv, bim, pgd")
-    parser.add_argument("--steps", type=int, help="iterations: bim, pgd, cw, lbfgs, onepixel, "
-                                                  "localsearch (rounds)")
-    parser.add_argument("--step", type=float, help="the step size: bim, pgd")
+    parser.add_argument("--steps", type=STEPS, help="iterations: bim, pgd, cw, lbfgs, "
+                                                    "onepixel, localsearch (rounds)")
+    parser.add_argument("--step", type=STEP, help="the step size: bim, pgd")
     parser.add_argument("--norm", choices=["linf", "l2"], help="fgv, pgd (default linf)")
     parser.add_argument("--target", type=CLASS, help="attack towards this class (needed by "
                         "jsma and lbfgs; images of that class are left out)")
