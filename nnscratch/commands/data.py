@@ -20,6 +20,7 @@ def add_arguments(parser):
 
 
 def run(args):
+    """Fetch ``args.name`` into the cache, or list what the cache holds."""
     if args.data_command == "fetch":
         path = data.fetch(args.name, source=args.source, force=args.force)
         print(f"{args.name}: cached and verified at {path}")

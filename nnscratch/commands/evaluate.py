@@ -22,6 +22,7 @@ def add_arguments(parser):
 
 
 def run(args):
+    """Evaluate the run ``args.run`` on ``args.split``: print the metrics, write them beside it."""
     folder = Path(args.run)
     model, config, dataset = load_run(folder, args.dataset)
     refuse_unwritable(folder)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nnscratch import experiments
 from nnscratch.commands.options import PATH, SEED
+from nnscratch.experiments import runner
 
 
 def add_arguments(parser):
@@ -60,7 +61,6 @@ def run(args):
     except ImportError as error:
         raise ValueError(f"study {args.study} cannot be imported ({error})") from error
     out = Path(args.out) if args.out is not None else default_out(args.study, args.quick)
-    from nnscratch.experiments import runner
     try:
         runner.run_study(study, out, quick=args.quick, seed=args.seed)
     except runner.ChecksFailed as failure:
@@ -72,4 +72,5 @@ def run(args):
 
 
 def interrupted(args, argv):
+    """What to tell the user who interrupted a study: the cached stages are kept."""
     return "interrupted; the same command resumes with the stages it finished"
