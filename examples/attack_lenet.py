@@ -12,8 +12,9 @@ adversarials goes to attack_lenet.png (or the path given with --figure).
 import argparse
 import dataclasses
 
-from nnscratch import attacking, data, plots, zoo
+from nnscratch import data, plots, zoo
 from nnscratch.attacks import FGSM, JSMA, PGD
+from nnscratch.commands.run_folder import load_run
 from nnscratch.training import fit_recipe
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,7 +25,7 @@ args = parser.parse_args()
 
 # The model: a trained run's, or one trained here.
 if args.run:
-    model, config, dataset = attacking.load_run(args.run)
+    model, config, dataset = load_run(args.run)
     print(f"loaded {config['model']} from {args.run} (trained on {dataset})")
 else:
     mnist_cached = any(name == "mnist" for name, *_ in data.cached())

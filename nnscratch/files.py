@@ -11,6 +11,8 @@
     remove_unfinished(folder)            delete what killed writes left in ``folder``
     with locked(folder): ...             one process at a time in ``folder`` (FolderInUse)
     refuse_unwritable(path)              PermissionError now, not after an hour's work
+    refuse_unless_replaceable(out, ...)  ValueError unless replacing the folder ``out`` whole
+                                         loses nothing but an earlier output of its writer
 
 How: the content goes to a hidden sibling ``.NAME.XXXXXXXX.tmp`` of ``path`` (the same folder,
 so the same file system, so the final ``os.replace`` is atomic), is flushed and fsynced, then
@@ -215,3 +217,52 @@ def refuse_unwritable(path):
         raise NotADirectoryError(f"{existing} is a file, not a folder: cannot write {path}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PermissionError(f"{existing} is not writable: cannot write {path}")
+
+
+# --------------------------------------------------------------------- replacing a folder whole
+
+def absolute(path):
+    """``path`` as an absolute Path ending in a real name (``.`` and ``..`` resolved), its last
+    part left unresolved, so that a link is still seen as a link."""
+    path = Path(path).absolute()
+    if path.name in ("", ".", ".."):
+        return path.resolve()
+    return path.parent.resolve() / path.name
+
+
+def refuse_unless_replaceable(out, writer, own_files, figure_folders=()):
+    """Raise ValueError unless replacing the folder ``out`` whole (``atomic_dir(out,
+    replace=True)``) loses nothing but an earlier output of ``writer`` (the demo, the attack
+    report, a reproduction): ``out`` must be absent, or a folder holding nothing but the plain
+    files named in ``own_files`` and the folders named in ``figure_folders`` holding nothing but
+    plain .png files. Links count as the user's. The current folder and those that hold it are
+    refused whatever they hold (replacing one would pull the folder from under the user's
+    shell). ``out`` is absolute (``absolute``); call this before the work, and again inside
+    ``atomic_dir``, just before the replacement, in case files appeared meanwhile."""
+    here = Path.cwd().resolve()
+    if os.path.realpath(out) in map(str, (here, *here.parents)):
+        raise ValueError(f"--out {out} is the current folder or holds it, which {writer} "
+                         "would replace whole: choose a new folder")
+    if not (out.exists() or out.is_symlink()):
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise ValueError(f"--out {out} is a file or a link, not a folder: choose another --out")
+    others = [entry.name for entry in sorted(out.iterdir())
+              if not _is_own(entry, own_files, figure_folders)]
+    if others:
+        listed = ", ".join([*own_files, *(f"{name}/" for name in figure_folders)])
+        raise ValueError(f"{out} holds {', '.join(others)}, which {writer} did not write: it "
+                         f"replaces only a folder of its own files ({listed}). Choose another "
+                         "--out, or move them")
+
+
+def _is_own(entry, own_files, figure_folders):
+    """True for a plain file named in ``own_files``, or a folder named in ``figure_folders``
+    that holds nothing but plain .png files."""
+    if entry.is_symlink():
+        return False
+    if entry.name in own_files:
+        return entry.is_file()
+    return entry.name in figure_folders and entry.is_dir() and all(
+        figure.suffix == ".png" and figure.is_file() and not figure.is_symlink()
+        for figure in entry.iterdir())

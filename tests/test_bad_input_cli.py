@@ -1,7 +1,7 @@
 """Nonsense given to the ``nnscratch`` command: each is refused with one clear line, exit 2
 (130 when interrupted), never a traceback, and never at the cost of a file that was there.
 
-Most cases run ``cli.main`` in this process; a few run the real command, to show that no
+Most cases run ``commands.main`` in this process; a few run the real command, to show that no
 traceback reaches the terminal. Training cases use the embedded digits, one epoch, few images.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from nnscratch import cli, files, runs
+from nnscratch import commands, files
+from nnscratch.commands import train as train_command
 
 NNSCRATCH = Path(sys.executable).parent / "nnscratch"
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0     # root may write anywhere
@@ -53,7 +54,7 @@ def refused(capsys, argv, *named, root, status=2):
     ``root`` changed. Returns the error text."""
     before = snapshot(root)
     capsys.readouterr()
-    assert cli.main([str(arg) for arg in argv]) == status
+    assert commands.main([str(arg) for arg in argv]) == status
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "nnscratch: error:" in err if status == 2 else "nnscratch: interrupted" in err
@@ -72,7 +73,7 @@ def train(out, *options, model="small_cnn"):
 def finished_run(tmp_path_factory):
     """A finished one-epoch run folder (copied by each test that changes it)."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    assert cli.main(train(out)) == 0        # digits: no data cache involved
+    assert commands.main(train(out)) == 0        # digits: no data cache involved
     return out
 
 
@@ -145,7 +146,7 @@ def test_fewer_images_than_classes_is_refused_saying_how_many_are_needed(tmp_pat
     err = refused(capsys, train(tmp_path / "run", "--limit", "5"), "--limit 5", "10 classes",
                   "at least 10", root=tmp_path)
     assert "one image of each" in err
-    assert cli.main(train(tmp_path / "run", "--limit", "10")) == 0      # one of each: fine
+    assert commands.main(train(tmp_path / "run", "--limit", "10")) == 0      # one of each: fine
 
 
 def test_a_network_that_does_not_fit_the_images_is_a_message(tmp_path, capsys):
@@ -163,17 +164,17 @@ def test_bad_options_leave_an_existing_run_byte_identical(run, capsys, options):
 def test_the_corrected_command_works_after_a_refused_one(tmp_path, capsys):
     out = tmp_path / "run"
     refused(capsys, train(out, "--lr", "0"), "--lr", root=tmp_path)
-    assert cli.main(train(out, "--lr", "0.01")) == 0
+    assert commands.main(train(out, "--lr", "0.01")) == 0
     assert json.loads((out / "config.json").read_text())["recipe"]["lr"] == 0.01
     out2 = tmp_path / "run2"
     refused(capsys, train(out2, "--lr", "0", "--resume"), "--lr", root=tmp_path)
-    assert cli.main(train(out2, "--resume")) == 0
+    assert commands.main(train(out2, "--resume")) == 0
 
 
 def fail_in_training(monkeypatch, error):
     def fit_recipe(*args, **options):
         raise error
-    monkeypatch.setattr(runs, "fit_recipe", fit_recipe)
+    monkeypatch.setattr(train_command, "fit_recipe", fit_recipe)
 
 
 @pytest.mark.parametrize("resume", [[], ["--resume"]])
@@ -182,10 +183,10 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(
     out = tmp_path / "deep" / "run"
     with monkeypatch.context() as patch:
         fail_in_training(patch, ValueError("the loss is nan"))
-        assert cli.main(train(out, *resume)) == 2
+        assert commands.main(train(out, *resume)) == 2
     assert "the loss is nan" in capsys.readouterr().err
     assert not (tmp_path / "deep").exists()              # the folders it made are gone
-    assert cli.main(train(out)) == 0                     # so the same command works
+    assert commands.main(train(out)) == 0                     # so the same command works
 
 
 def test_a_failure_in_an_existing_empty_folder_leaves_it_empty(tmp_path, capsys, monkeypatch):
@@ -204,7 +205,7 @@ def test_a_run_killed_before_its_first_epoch_ended_can_be_started_again(tmp_path
         killed.mkdir()
         shutil.copy(run / "config.json", killed / "config.json")
         (killed / files.LOCK).write_text("4242\n")       # and a lock nobody holds
-        assert cli.main(train(killed, *options)) == 0, options
+        assert commands.main(train(killed, *options)) == 0, options
         assert (killed / "model.npz").exists()
 
 
@@ -240,7 +241,7 @@ def test_out_paths_that_cannot_be_a_run_folder(tmp_path, capsys):
 def test_a_link_to_a_folder_is_a_fine_run_folder(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    assert cli.main(train(tmp_path / "link")) == 0
+    assert commands.main(train(tmp_path / "link")) == 0
     assert (tmp_path / "real" / "model.npz").exists() and (tmp_path / "link").is_symlink()
 
 
@@ -323,8 +324,8 @@ def test_evaluate_a_corrupt_model_names_it_and_what_to_do(run, capsys, damage):
     model.write_bytes(CORRUPT_CHECKPOINTS[damage](model.read_bytes()))
     err = refused(capsys, ["evaluate", run], model, root=run.parent)
     assert "--resume" in err                      # the checkpoint can write it again
-    assert cli.main(train(run, "--resume")) == 0  # and does
-    assert cli.main(["evaluate", str(run)]) == 0
+    assert commands.main(train(run, "--resume")) == 0  # and does
+    assert commands.main(["evaluate", str(run)]) == 0
 
 
 @pytest.mark.parametrize("kind", [kind for kind in BROKEN_CONFIGS if "recipe" not in kind])
@@ -361,7 +362,7 @@ def test_evaluate_paths_that_are_not_a_run(tmp_path, run, capsys):
 # ------------------------------------------------------------------------- demo --out
 
 def earlier_report(folder):
-    from nnscratch import demo
+    from nnscratch.commands import demo
     folder.mkdir(parents=True, exist_ok=True)
     for name in demo.REPORT_FILES:
         (folder / name).write_bytes(b"from an earlier demo")
@@ -410,7 +411,7 @@ def test_demo_into_an_unwritable_folder_is_refused_before_training(tmp_path, cap
 
 
 def test_demo_checks_it_can_write_before_training(tmp_path, capsys, monkeypatch):
-    from nnscratch import demo
+    from nnscratch.commands import demo
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     monkeypatch.setattr(demo, "fit_recipe", lambda *a, **k: pytest.fail("trained"))
     refused(capsys, demo_args(tmp_path / "new"), tmp_path, "not writable", root=tmp_path)
@@ -422,6 +423,22 @@ def test_demo_checks_it_can_write_before_training(tmp_path, capsys, monkeypatch)
     (["--seed", "x"], "--seed"), (["--dataset", "cifar10"], "--dataset")])
 def test_demo_options_out_of_range(tmp_path, capsys, options, named):
     refused(capsys, demo_args(tmp_path / "report", *options), named, root=tmp_path)
+
+
+# ---------------------------------------------------------------- attack: options out of range
+
+@pytest.mark.parametrize("options", [
+    ["--eps", "-0.1"], ["--eps", "nan"], ["--eps", "inf"], ["--eps", "-inf"], ["--eps", "1e39"],
+    ["--eps", "big"], ["--eps", ""],
+    ["--step", "0"], ["--step", "-0.01"], ["--step", "nan"], ["--step", "inf"],
+    ["--step", "1e-50"], ["--step", "fast"],
+    ["--steps", "0"], ["--steps", "-1"], ["--steps", "2.5"], ["--steps", "nan"],
+    ["--steps", "1e3"], ["--steps", "1000000000000"]])
+def test_attack_options_out_of_range_are_refused_naming_the_option(run, capsys, options):
+    """Refused by the parser, before the run is loaded or anything is written."""
+    err = refused(capsys, ["attack", run, "--attack", "pgd", *options], options[0],
+                  root=run.parent)
+    assert err.splitlines()[-1].startswith(f"nnscratch: error: argument {options[0]}: ")
 
 
 # -------------------------------------------------------------------------------- data fetch
@@ -464,7 +481,7 @@ def test_ctrl_c_after_a_checkpoint_says_how_to_resume(run, capsys, monkeypatch):
 
 
 def test_ctrl_c_elsewhere_is_a_plain_interrupted(tmp_path, capsys, monkeypatch):
-    from nnscratch import demo
+    from nnscratch.commands import demo
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -478,7 +495,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused(run, capsys):
         refused(capsys, train(run, "--resume", "--epochs", "2"), run,
                 "in use by another run", f"process {os.getpid()}", root=run.parent)
         refused(capsys, train(run, "--epochs", "2"), run, root=run.parent)
-    assert cli.main(train(run, "--resume")) == 0          # the folder is free again
+    assert commands.main(train(run, "--resume")) == 0          # the folder is free again
 
 
 # -------------------------------------------------------------- the real command, in a terminal

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from nnscratch import catalog, cli, data, demo, io, machine, zoo
+from nnscratch import commands, data, io, zoo
+from nnscratch.commands import demo, info, train
 
 
 @pytest.fixture(autouse=True)
@@ -22,22 +23,22 @@ def contents(folder):
 
 
 def test_info(capsys):
-    assert cli.main(["info"]) == 0
+    assert commands.main(["info"]) == 0
     text = capsys.readouterr().out
     assert "nnscratch" in text and "numpy" in text and "GPU backend" in text
 
 
 def test_info_hints_at_faster_blas_kernels_only_where_the_processor_has_them():
-    assert "OPENBLAS_CORETYPE=SKYLAKEX" in machine.blas_hint("Haswell", {"avx2", "avx512f"})
-    assert machine.blas_hint("Haswell", {"avx2", "fma"}) is None        # no AVX-512: nothing better
-    assert machine.blas_hint("SkylakeX", {"avx2", "avx512f"}) is None   # already the AVX-512 ones
-    assert machine.blas_hint(None, {"avx512f"}) is None                 # not OpenBLAS
+    assert "OPENBLAS_CORETYPE=SKYLAKEX" in info.blas_hint("Haswell", {"avx2", "avx512f"})
+    assert info.blas_hint("Haswell", {"avx2", "fma"}) is None        # no AVX-512: nothing better
+    assert info.blas_hint("SkylakeX", {"avx2", "avx512f"}) is None   # already the AVX-512 ones
+    assert info.blas_hint(None, {"avx512f"}) is None                 # not OpenBLAS
 
 
 def modules_loaded_by(argv):
-    """The modules a fresh interpreter has loaded after ``cli.main(argv)``."""
-    code = (f"import sys\nfrom nnscratch import cli\n"
-            f"try:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
+    """The modules a fresh interpreter has loaded after ``commands.main(argv)``."""
+    code = (f"import sys\nfrom nnscratch import commands\n"
+            f"try:\n    commands.main({argv!r})\nexcept SystemExit:\n    pass\n"
             f"print(' '.join(sys.modules), file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
@@ -47,40 +48,35 @@ def modules_loaded_by(argv):
 def test_help_and_info_leave_the_heavy_modules_unloaded():
     heavy = {"matplotlib", "scipy", "sklearn", "tqdm", "nnscratch.zoo", "nnscratch.data"}
     assert not heavy & modules_loaded_by(["info"])
-    assert not (heavy | {"numpy"}) & modules_loaded_by(["--help"])
+    # the top level knows the commands by name: none of their modules is imported for --help
+    others = {f"nnscratch.commands.{name}" for name in commands.COMMANDS}
+    assert not (heavy | others | {"numpy"}) & modules_loaded_by(["--help"])
 
 
-def test_the_parsers_name_lists_are_those_of_the_modules():
-    assert catalog.NETWORKS == tuple(zoo.BUILDERS)
-    assert catalog.DATASETS == tuple(data.DATASETS) and catalog.SPLITS == tuple(data.SPLITS)
-    assert catalog.FETCHABLE == tuple(data.FETCHABLE)
-    assert catalog.DEMO_DATASETS == tuple(demo.SETTINGS)
+def test_the_classes_that_train_offers_are_those_of_the_data():
+    assert tuple(train.CLASSES) == data.DATASETS
     for name in data.DATASETS:           # digits is embedded; the others: their known labels
         if name == "digits":
-            assert catalog.CLASSES[name] == len(set(data.load(name, "test")[1].tolist()))
+            assert train.CLASSES[name] == len(set(data.load(name, "test")[1].tolist()))
         else:
-            assert catalog.CLASSES[name] == 10
-    assert catalog.CLASSES["cifar10"] == len(data.cifar.CLASSES)
+            assert train.CLASSES[name] == 10
+    assert train.CLASSES["cifar10"] == len(data.cifar.CLASSES)
 
 
-def test_the_recipe_defaults_in_the_help_are_the_recipes():
-    assert set(catalog.RECIPE_DEFAULTS) == set(zoo.RECIPES)
-    for name, shown in catalog.RECIPE_DEFAULTS.items():
-        recipe = dataclasses.asdict(zoo.RECIPES[name])
-        assert shown == {field: recipe[field] for field in shown}, name
-    assert set(next(iter(catalog.RECIPE_DEFAULTS.values()))) == {
-        "optimizer", "lr", "batch_size", "epochs", "momentum", "weight_decay"}
-    for dataset, epochs in catalog.DEMO_EPOCHS.items():
-        model = demo.SETTINGS[dataset]["model"]
-        assert epochs == demo.SETTINGS[dataset].get("epochs", zoo.RECIPES[model].epochs)
-    assert catalog.recipe_default("lr") == ("default: the recipe's: lenet 0.01, dnr_cnn 0.1, "
-                                            "small_cnn 0.005, the others 0.001")
+def test_the_recipe_defaults_in_the_help_are_the_recipes(monkeypatch):
+    assert train.recipe_default("lr") == ("default: the recipe's: lenet 0.01, dnr_cnn 0.1, "
+                                          "small_cnn 0.005, the others 0.001")
+    # read from zoo.RECIPES, not copied: a changed recipe shows in the help
+    monkeypatch.setitem(zoo.RECIPES, "lenet", dataclasses.replace(zoo.RECIPES["lenet"], lr=0.02))
+    assert "lenet 0.02" in train.recipe_default("lr")
+    assert [demo.default_epochs(name) for name in demo.SETTINGS] == [
+        zoo.RECIPES["small_cnn"].epochs, 2]
 
 
 def every_parser(parser=None):
     """The parser of the command line and those of all its commands, recursively."""
     import argparse
-    parser = parser or cli.build_parser()
+    parser = parser or commands.build_parser()
     yield parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -92,7 +88,7 @@ def test_every_option_of_every_command_has_a_help_line(capsys):
     undocumented = [f"{parser.prog} {action.dest}" for parser in every_parser()
                     for action in parser._actions if not action.help]
     assert not undocumented
-    cli.main(["train", "--help"])
+    commands.main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for shown in ("lenet 0.01", "lenet 64", "lenet sgd", "lenet 0.9", "lenet 0.0005",
                   "small_cnn 30", "progress bars", "line per epoch"):
@@ -100,20 +96,20 @@ def test_every_option_of_every_command_has_a_help_line(capsys):
 
 
 def test_no_command_prints_the_help_and_exits_2(capsys):
-    assert cli.main([]) == 2
+    assert commands.main([]) == 2
     err = capsys.readouterr().err
     assert "usage: nnscratch" in err and "train" in err and "nnscratch: error:" in err
-    assert cli.main(["data"]) == 2
+    assert commands.main(["data"]) == 2
     assert "nnscratch: error:" in capsys.readouterr().err
-    assert cli.main(["--version"]) == 0
+    assert commands.main(["--version"]) == 0
 
 
 def test_quiet_hides_the_progress_and_the_lines_per_epoch(tmp_path, capsys):
-    assert cli.main(small_run(tmp_path / "a", "--epochs", "2")) == 0
+    assert commands.main(small_run(tmp_path / "a", "--epochs", "2")) == 0
     quiet = capsys.readouterr()
     assert "epoch 1:" not in quiet.err + quiet.out and "done in" in quiet.out
     loud = [arg for arg in small_run(tmp_path / "b", "--epochs", "2") if arg != "--quiet"]
-    assert cli.main(loud) == 0
+    assert commands.main(loud) == 0
     assert "epoch 2:" in capsys.readouterr().err
 
 
@@ -124,18 +120,18 @@ def test_train_refuses_to_overwrite_then_resumes_and_evaluates(tmp_path, monkeyp
     out = tmp_path / "run"
     args = ["train", "--model", "small_cnn", "--dataset", "digits", "--epochs", "2",
             "--limit", "300", "--out", str(out), "--quiet"]
-    assert cli.main(args) == 0
+    assert commands.main(args) == 0
     for name in ("model.npz", "history.json", "training_curves.png", "config.json",
                  "checkpoint.npz"):
         assert (out / name).exists(), name
-    assert cli.main(args) == 2
+    assert commands.main(args) == 2
     assert "pass --resume" in capsys.readouterr().err
     more = args[:6] + ["3"] + args[7:] + ["--resume"]
-    assert cli.main(more) == 0
+    assert commands.main(more) == 0
     assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2, 3]
     assert json.loads((out / "config.json").read_text())["recipe"]["epochs"] == 3
     capsys.readouterr()
-    assert cli.main(["evaluate", str(out)]) == 0
+    assert commands.main(["evaluate", str(out)]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "evaluation_test.json").read_text())
     assert report["n"] == 359 and 0 <= report["accuracy"] <= 1
@@ -144,14 +140,14 @@ def test_train_refuses_to_overwrite_then_resumes_and_evaluates(tmp_path, monkeyp
 
 
 def test_missing_dataset_names_the_fetch_command(tmp_path, capsys):
-    code = cli.main(["train", "--model", "lenet", "--dataset", "mnist", "--out",
+    code = commands.main(["train", "--model", "lenet", "--dataset", "mnist", "--out",
                      str(tmp_path / "r")])
     assert code == 2
     assert "nnscratch data fetch mnist" in capsys.readouterr().err
 
 
 def test_data_list_on_an_empty_cache(capsys):
-    assert cli.main(["data", "list"]) == 0
+    assert commands.main(["data", "list"]) == 0
     assert "nothing cached yet" in capsys.readouterr().out
 
 
@@ -159,14 +155,14 @@ def test_data_list_shows_what_a_killed_fetch_left(tmp_path, capsys):
     leftover = tmp_path / "cache" / ".cifar10.fetch.0badc0de.tmp"
     leftover.mkdir(parents=True)
     (leftover / "cifar-10-python.tar.gz").write_bytes(b"x" * 2_000_000)
-    assert cli.main(["data", "list"]) == 0
+    assert commands.main(["data", "list"]) == 0
     line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("unfinished")]
     assert len(line) == 1 and "2.0 MB" in line[0] and str(leftover) in line[0]
 
 
 def test_demo_writes_a_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--epochs", "2"]) == 0
+    assert commands.main(["demo", "--out", str(out), "--epochs", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "small_cnn" and len(report["history"]["epoch"]) == 2
     for name in ("report.md", "model.npz", "training_curves.png", "confusion_matrix.png"):
@@ -182,13 +178,13 @@ def test_cifar_network_trains_end_to_end_on_a_cifar_format_archive(tmp_path, mon
     archive = tmp_path / "cifar-10-python.tar.gz"
     write_cifar_archive(archive, per_batch=30)
     monkeypatch.setattr(cifar, "ARCHIVE_SHA256", cache.sha256_file(archive))
-    assert cli.main(["data", "fetch", "cifar10", "--source", str(archive)]) == 0
+    assert commands.main(["data", "fetch", "cifar10", "--source", str(archive)]) == 0
     out = tmp_path / "cifar_run"
-    assert cli.main(["train", "--model", "cifar_cnn_harms", "--dataset", "cifar10",
+    assert commands.main(["train", "--model", "cifar_cnn_harms", "--dataset", "cifar10",
                      "--epochs", "2", "--out", str(out), "--quiet"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1, 2] and all(loss > 0 for loss in history["loss"])
-    assert cli.main(["evaluate", str(out)]) == 0
+    assert commands.main(["evaluate", str(out)]) == 0
 
 
 def small_run(out, *options):
@@ -198,17 +194,17 @@ def small_run(out, *options):
 
 def test_resume_keeps_the_runs_settings_and_names_those_that_differ(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(small_run(out, "--epochs", "2")) == 0
+    assert commands.main(small_run(out, "--epochs", "2")) == 0
     assert json.loads((out / "config.json").read_text())["recipe"] == dataclasses.asdict(
         dataclasses.replace(zoo.RECIPES["small_cnn"], epochs=2))
-    assert cli.main(small_run(out, "--resume")) == 0       # --epochs 2 from config.json
+    assert commands.main(small_run(out, "--resume")) == 0       # --epochs 2 from config.json
     assert json.loads((out / "history.json").read_text())["epoch"] == [1, 2]
     before = contents(out)
     capsys.readouterr()
-    assert cli.main(small_run(out, "--resume", "--lr", "0.01")) == 2
+    assert commands.main(small_run(out, "--resume", "--lr", "0.01")) == 2
     assert "lr 0.005 there, 0.01 now" in capsys.readouterr().err
     for options in (["--lr", "-1"], ["--dropout", "0.5"], ["--batch-size", "0"]):
-        assert cli.main(small_run(out, "--resume", *options)) == 2
+        assert commands.main(small_run(out, "--resume", *options)) == 2
     assert contents(out) == before
 
 
@@ -217,7 +213,7 @@ def test_a_run_whose_config_predates_recipes_is_not_resumed(tmp_path, capsys):
     out.mkdir()
     (out / "config.json").write_text(json.dumps({"model": "small_cnn", "lr": 0.005}))
     (out / "checkpoint.npz").write_bytes(b"an old checkpoint")
-    assert cli.main(small_run(out, "--resume")) == 2
+    assert commands.main(small_run(out, "--resume")) == 2
     assert "written by an earlier nnscratch" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "config.json"]
 
@@ -227,9 +223,9 @@ def test_a_resume_refused_by_the_schedule_leaves_the_run_as_it_was(tmp_path, mon
     monkeypatch.setitem(zoo.RECIPES, "small_cnn",
                         dataclasses.replace(zoo.RECIPES["small_cnn"], schedule="cosine"))
     out = tmp_path / "run"
-    assert cli.main(small_run(out, "--epochs", "2")) == 0
+    assert commands.main(small_run(out, "--epochs", "2")) == 0
     before = contents(out)
-    assert cli.main(small_run(out, "--resume", "--epochs", "3")) == 2
+    assert commands.main(small_run(out, "--resume", "--epochs", "3")) == 2
     assert "another schedule or number of epochs" in capsys.readouterr().err
     assert contents(out) == before            # config.json byte-identical, never rewritten
 
@@ -247,39 +243,39 @@ def test_a_resume_refused_by_the_schedule_leaves_the_run_as_it_was(tmp_path, mon
     (["--classes", "3"], "--classes needs at least two classes"),
 ])
 def test_train_options_that_cannot_apply_are_refused(tmp_path, capsys, options, message):
-    assert cli.main(small_run(tmp_path / "run", *options)) == 2
+    assert commands.main(small_run(tmp_path / "run", *options)) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
 def test_another_optimizer_keeps_only_the_recipes_batch_size_and_epochs():
-    from nnscratch import runs
-    args = cli.build_parser().parse_args(
+    args = commands.build_parser().parse_args(
         ["train", "--model", "lenet", "--dataset", "mnist", "--out", "x",
          "--optimizer", "adam", "--lr", "0.001"])
     lenet = zoo.RECIPES["lenet"]
-    assert runs.run_recipe(args) == zoo.Recipe(optimizer="adam", lr=0.001,
-                                               batch_size=lenet.batch_size,
-                                               epochs=lenet.epochs)
+    assert train.run_recipe(args) == zoo.Recipe(optimizer="adam", lr=0.001,
+                                                batch_size=lenet.batch_size,
+                                                epochs=lenet.epochs)
 
 
 def test_bad_paths_are_messages_not_tracebacks(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert cli.main(small_run(afile)) == 2
+    assert commands.main(small_run(afile)) == 2
     assert "is a file" in capsys.readouterr().err
-    assert cli.main(["data", "fetch", "cifar10", "--source", str(tmp_path / "nope.tar.gz")]) == 2
-    assert cli.main(["data", "fetch", "mnist", "--source", str(tmp_path / "nope")]) == 2
+    assert commands.main(["data", "fetch", "cifar10", "--source",
+                          str(tmp_path / "nope.tar.gz")]) == 2
+    assert commands.main(["data", "fetch", "mnist", "--source", str(tmp_path / "nope")]) == 2
     assert "neither a URL nor a folder" in capsys.readouterr().err
 
 
 def test_evaluate_a_model_folder_without_config_needs_the_dataset(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--epochs", "1"]) == 0
+    assert commands.main(["demo", "--out", str(out), "--epochs", "1"]) == 0
     capsys.readouterr()
-    assert cli.main(["evaluate", str(out)]) == 2
+    assert commands.main(["evaluate", str(out)]) == 2
     assert "give --dataset" in capsys.readouterr().err
-    assert cli.main(["evaluate", str(out), "--dataset", "digits"]) == 0
+    assert commands.main(["evaluate", str(out), "--dataset", "digits"]) == 0
 
 
 def test_fetch_list_and_demo_on_a_fake_mnist(tmp_path, monkeypatch, capsys):
@@ -288,16 +284,16 @@ def test_fetch_list_and_demo_on_a_fake_mnist(tmp_path, monkeypatch, capsys):
     from test_data import fake_mnist, write_idx_gz
     files = fake_mnist(n_train=120, n_test=30)
     monkeypatch.setitem(mnist.GZ_SHA256, "mnist", write_idx_gz(tmp_path / "idx", files))
-    assert cli.main(["data", "fetch", "mnist", "--source", str(tmp_path / "idx")]) == 0
+    assert commands.main(["data", "fetch", "mnist", "--source", str(tmp_path / "idx")]) == 0
     capsys.readouterr()
-    assert cli.main(["data", "list"]) == 0
+    assert commands.main(["data", "list"]) == 0
     assert "verified" in capsys.readouterr().out
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--dataset", "mnist", "--out", str(out), "--epochs", "1"]) == 0
+    assert commands.main(["demo", "--dataset", "mnist", "--out", str(out), "--epochs", "1"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "lenet" and report["test"]["n"] == 30
     run = tmp_path / "mc_lenet"           # the model options reach the network
-    assert cli.main(["train", "--model", "lenet", "--dataset", "mnist", "--epochs", "1",
+    assert commands.main(["train", "--model", "lenet", "--dataset", "mnist", "--epochs", "1",
                      "--dropout", "0.5", "--blur-sigma", "1.25", "--out", str(run),
                      "--quiet"]) == 0
     kinds = [type(layer).__name__ for layer in io.load(run / "model.npz").layers]

@@ -1,10 +1,10 @@
-"""nnscratch.demo's report folder: written whole, and never at the cost of a user's files."""
+"""nnscratch demo's report folder: written whole, and never at the cost of a user's files."""
 
 import json
 
 import pytest
 
-from nnscratch import demo
+from nnscratch.commands import demo
 
 
 def contents(folder):
@@ -23,7 +23,7 @@ def earlier_report(folder):
 
 def test_an_earlier_report_is_replaced(tmp_path):
     out = earlier_report(tmp_path / "demo")
-    report = demo.run(out=out, epochs=1, seed=3, progress=False)
+    report = demo.demo(out=out, epochs=1, seed=3, progress=False)
     assert sorted(contents(out)) == sorted(demo.REPORT_FILES)
     assert json.loads((out / "report.json").read_text())["seed"] == report["seed"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]     # no staging, no old folder
@@ -38,7 +38,7 @@ def test_a_folder_with_anything_else_is_refused_and_left_as_it_was(tmp_path, use
         (out / user_entry).write_text("the user's")
     before = contents(out)
     with pytest.raises(ValueError) as error:
-        demo.run(out=out, epochs=1, progress=False)
+        demo.demo(out=out, epochs=1, progress=False)
     message = str(error.value)
     assert str(out) in message and user_entry.rstrip("/") in message and "--out" in message
     assert contents(out) == before
@@ -48,7 +48,7 @@ def test_a_report_name_that_is_not_a_file_is_refused(tmp_path):
     out = tmp_path / "demo"
     (out / "report.json").mkdir(parents=True)
     with pytest.raises(ValueError, match="report.json"):
-        demo.run(out=out, epochs=1, progress=False)
+        demo.demo(out=out, epochs=1, progress=False)
     assert (out / "report.json").is_dir()
 
 
@@ -56,7 +56,7 @@ def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
     out = tmp_path / "demo"
     out.write_text("the user's")
     with pytest.raises(ValueError, match="not a folder"):
-        demo.run(out=out, epochs=1, progress=False)
+        demo.demo(out=out, epochs=1, progress=False)
     assert out.read_text() == "the user's"
 
 
@@ -69,14 +69,14 @@ def test_files_that_appear_during_training_stop_the_replacement(tmp_path, monkey
         return draw(history, path)
     monkeypatch.setattr(demo.plots, "training_curves", user_saves_a_file_meanwhile)
     with pytest.raises(ValueError, match="notes.txt"):
-        demo.run(out=out, epochs=1, progress=False)
+        demo.demo(out=out, epochs=1, progress=False)
     assert sorted(contents(out)) == sorted([*demo.REPORT_FILES, "notes.txt"])
     assert (out / "report.json").read_bytes() == b"from an earlier demo"
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]
 
 
 def test_the_report_has_the_accuracy_under_fgsm_and_pgd(tmp_path):
-    report = demo.run(out=tmp_path / "demo", epochs=2, progress=False)
+    report = demo.demo(out=tmp_path / "demo", epochs=2, progress=False)
     clean = report["test"]["accuracy"]
     assert set(report["attacks"]) == {"fgsm", "pgd"}
     for name, attack in report["attacks"].items():

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnscratch import cli, experiments, files, io, zoo
+from nnscratch import commands, experiments, files, io, zoo
 from nnscratch.experiments import runner, store
 
 import study_toy
@@ -304,20 +304,20 @@ def registry(monkeypatch):
 
 
 def test_reproduce_list_names_each_study_and_one_that_cannot_be_imported(registry, capsys):
-    assert cli.main(["reproduce", "--list"]) == 0
+    assert commands.main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
     assert f"toy: {study_toy.TITLE}\n    full run: {study_toy.FULL_RUN}" in out
     assert "broken: cannot be imported (ModuleNotFoundError" in out
 
 
 def test_reproduce_runs_a_quick_study_into_its_own_folder(registry, tmp_path, capsys):
-    assert cli.main(["reproduce", "toy", "--quick"]) == 0
+    assert commands.main(["reproduce", "toy", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "| test accuracy | 100.00% |" in out and "reproduce-toy-quick/" in out
     results = json.loads(Path("reproduce-toy-quick/results.json").read_text())
     assert results["quick"] and results["configuration"] == study_toy.config(True)
     assert list((tmp_path / "cache" / "stages" / "toy").glob("train-*"))
-    assert cli.main(["reproduce", "toy", "--quick", "--seed", "0"]) == 0
+    assert commands.main(["reproduce", "toy", "--quick", "--seed", "0"]) == 0
     results = json.loads(Path("reproduce-toy-quick/results.json").read_text())
     assert all(stage["cached"] for stage in results["stages"])
 
@@ -332,7 +332,7 @@ def test_reproduce_runs_a_quick_study_into_its_own_folder(registry, tmp_path, ca
 ])
 def test_reproduce_refuses_bad_input_with_a_line_and_status_2(registry, argv, said, capsys):
     Path("a file").write_text("")
-    assert cli.main(argv) == 2
+    assert commands.main(argv) == 2
     err = capsys.readouterr().err
     assert "nnscratch: error:" in err and said in err and "Traceback" not in err
     assert not study_toy.CALLS
@@ -342,11 +342,11 @@ def test_reproduce_refuses_bad_input_with_a_line_and_status_2(registry, argv, sa
 def test_reproduce_refuses_an_unwritable_folder(registry, tmp_path, capsys):
     locked_away = tmp_path / "read-only"
     locked_away.mkdir(mode=0o555)
-    assert cli.main(["reproduce", "toy", "--out", str(locked_away / "out")]) == 2
+    assert commands.main(["reproduce", "toy", "--out", str(locked_away / "out")]) == 2
     assert "not writable" in capsys.readouterr().err and not study_toy.CALLS
 
 
 def test_reproduce_exits_1_when_a_quick_runs_checks_fail(registry, monkeypatch, capsys):
     monkeypatch.setattr(study_toy, "checks", lambda config, outputs: [("broken", False)])
-    assert cli.main(["reproduce", "toy", "--quick"]) == 1
+    assert commands.main(["reproduce", "toy", "--quick"]) == 1
     assert "checks failed in the quick run: broken" in capsys.readouterr().err

@@ -213,3 +213,27 @@ def test_refuse_unwritable_names_the_path(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)   # writable; now it is not:
     with pytest.raises(PermissionError, match="is not writable"):
         files.refuse_unwritable(tmp_path / "new" / "deeper")
+
+
+def test_a_folder_is_replaceable_only_when_it_holds_nothing_but_its_writers_files(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = files.absolute("out")
+    assert out == tmp_path / "out"
+
+    def check():
+        files.refuse_unless_replaceable(out, "the writer", ("a.json",), ("figures",))
+    check()                                                 # absent: nothing to lose
+    (out / "figures").mkdir(parents=True)
+    (out / "a.json").write_text("{}")
+    (out / "figures" / "curve.png").write_bytes(b"png")
+    check()                                                 # its own files only
+    (out / "figures" / "notes.txt").write_text("the user's")
+    with pytest.raises(ValueError, match="holds figures, which the writer did not write"):
+        check()
+    (out / "figures" / "notes.txt").unlink()
+    (out / "b.json").symlink_to(out / "a.json")
+    with pytest.raises(ValueError, match=r"holds b\.json.*\(a\.json, figures/\)"):
+        check()
+    with pytest.raises(ValueError, match="current folder"):
+        files.refuse_unless_replaceable(files.absolute("."), "the writer", ())

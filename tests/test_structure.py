@@ -1,5 +1,5 @@
-"""The package keeps its shape: each module imports only from the layers above it (DESIGN.md,
-"Layers of the package"), attacks and defences never import each other, the engine core stays
+"""The package keeps its shape: each module imports only from the layers below it
+(ARCHITECTURE.md), attacks and defences never import each other, the engine core stays
 small enough to read in an afternoon, and no module grows past about 300 lines."""
 
 import ast
@@ -7,14 +7,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nnscratch"
 
-# DESIGN.md's layers, top to bottom: a module may import from its own layer and those above.
-# Three more than DESIGN.md lists: catalog (the names the command offers, as plain data that
-# imports nothing, so that the parser starts fast), and runs (the command's training-run
-# settings) and machine (``nnscratch info``), kept out of cli.py for its size.
-LAYERS = ["checks", "catalog", "backend", "files", "ops", "layers", "losses", "model", "optim",
+# The package's layers, from the ground floor (checks, which imports nothing of the package) to
+# the top (commands, the `nnscratch` command, which nothing imports): a module may import from
+# its own layer and those listed before it. The package root holds the engine and what builds
+# on it; the command line is one package on top.
+LAYERS = ["checks", "backend", "files", "ops", "layers", "losses", "model", "optim",
           "gradcheck",
           "io", "training", "data", "zoo", "metrics", "plots", "attacks", "defenses",
-          "evaluation", "experiments", "demo", "runs", "attacking", "reproducing", "machine", "cli"]
+          "evaluation", "experiments", "commands"]
 SIBLINGS = {"attacks": "defenses", "defenses": "attacks"}   # neither imports the other
 # The engine a reader goes through in an afternoon (the README's reading path): backend to
 # gradcheck, less files.py, which is I/O plumbing, not part of the engine.
@@ -52,7 +52,7 @@ def imported_layers(path):
 def test_every_module_belongs_to_a_layer():
     unknown = {str(path): name for path, name in modules().items()
                if name not in LAYERS and name != "__init__"}
-    assert not unknown, f"modules outside DESIGN.md's layers: {unknown}"
+    assert not unknown, f"modules outside the layers: {unknown}"
 
 
 def test_modules_import_only_from_the_layers_above():

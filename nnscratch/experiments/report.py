@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -31,44 +30,13 @@ FIGURES = "figures"
 FIGURE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def absolute(out):
-    """``out`` as an absolute path, ``.`` and ``..`` resolved but its last part kept, so that
-    a link is still seen as a link."""
-    out = Path(out).absolute()
-    if out.name in ("", ".", ".."):
-        return out.resolve()
-    return out.parent.resolve() / out.name
+absolute = files.absolute      # the runner's name for it
 
 
 def refuse_unless_replaceable(out):
     """Raise ValueError unless ``out`` is absent or a folder of an earlier run's results
     (``RESULT_FILES`` and ``figures/*.png``), and not the current folder or one holding it."""
-    here = Path.cwd().resolve()
-    if os.path.realpath(out) in map(str, (here, *here.parents)):
-        raise ValueError(f"--out {out} is the current folder or holds it, which the results "
-                         "would replace whole: choose a new folder")
-    if not (out.exists() or out.is_symlink()):
-        return
-    if out.is_symlink() or not out.is_dir():
-        raise ValueError(f"--out {out} is a file or a link, not a folder: choose another --out")
-    others = [entry.name for entry in sorted(out.iterdir()) if not is_result(entry)]
-    if others:
-        raise ValueError(f"{out} holds {', '.join(others)}, which a reproduction did not "
-                         f"write: it replaces only a folder of its own results "
-                         f"({', '.join(RESULT_FILES)}, {FIGURES}/). Choose another --out, or "
-                         "move them")
-
-
-def is_result(entry):
-    """True for what a run writes into its output folder: a file of RESULT_FILES, or the
-    figures folder holding nothing but .png files."""
-    if entry.is_symlink():
-        return False
-    if entry.name in RESULT_FILES:
-        return entry.is_file()
-    return entry.name == FIGURES and entry.is_dir() and all(
-        figure.suffix == ".png" and figure.is_file() and not figure.is_symlink()
-        for figure in entry.iterdir())
+    files.refuse_unless_replaceable(out, "a reproduction", RESULT_FILES, (FIGURES,))
 
 
 def environment():

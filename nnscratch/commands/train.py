@@ -1,11 +1,15 @@
 """``nnscratch train``: a training run's settings, checked, then the run, in one folder.
 
 The settings are the network's recipe (``zoo.RECIPES``) with the values given on the command
-line in its place, the network's options, the data and the seed; config.json keeps them. Every
-check comes before the first write, so a refused run, a resume with other settings included,
-leaves its folder as it was (or absent). One run at a time holds the folder
-(``files.locked``); one that fails or is interrupted before its first checkpoint takes back
-what it wrote, so that the same command, or ``--resume``, starts it again.
+line in its place, the network's options, the data and the seed; config.json keeps them
+(``run_folder``). Every check comes before the first write, so a refused run, a resume with
+other settings included, leaves its folder as it was (or absent). One run at a time holds the
+folder (``files.locked``); one that fails or is interrupted before its first checkpoint takes
+back what it wrote, so that the same command, or ``--resume``, starts it again.
+
+The options' ``--help`` shows each network's recipe, read from ``zoo.RECIPES`` itself: the
+recipes have one source, and this module, imported only when ``train`` is the command, may
+import the zoo (``nnscratch --help`` and ``nnscratch info`` never load it).
 """
 
 import dataclasses
@@ -14,16 +18,75 @@ import shlex
 import time
 from pathlib import Path
 
-from nnscratch import backend, catalog, data, files, io, plots, zoo
+from nnscratch import backend, data, files, io, plots, zoo
+from nnscratch.commands.options import (CLASS, COUNT, EPOCHS, FRACTION, PATH, PENALTY, RATE,
+                                        SEED, SIGMA)
+from nnscratch.commands.run_folder import (CONFIG, check_out, saved_config,
+                                           settings_that_differ, unstarted)
 from nnscratch.training import CHECKPOINT, fit_recipe
 
-CONFIG = "config.json"
-CONFIG_KEYS = ("model", "model_options", "dataset", "seed", "classes", "limit",
-               "early_stopping", "recipe")
 # The fields of a zoo.Recipe that the command line sets, and their options.
 RECIPE_OPTIONS = {"optimizer": "--optimizer", "lr": "--lr", "momentum": "--momentum",
                   "weight_decay": "--weight-decay", "batch_size": "--batch-size",
                   "epochs": "--epochs"}
+# The classes of each dataset, labelled 0 .. n-1: what --classes may name.
+CLASSES = {"mnist": 10, "fashion-mnist": 10, "cifar10": 10, "digits": 10}
+
+
+def add_arguments(parser):
+    parser.add_argument("--model", required=True, choices=tuple(zoo.BUILDERS),
+                        help="the network (nnscratch/zoo.py); its recipe sets the training")
+    parser.add_argument("--dataset", required=True, choices=data.DATASETS,
+                        help="what to train on; all but digits need `nnscratch data fetch`")
+    parser.add_argument("--out", required=True, type=PATH,
+                        help="the run's folder: absent or empty, or a run to --resume")
+    parser.add_argument("--epochs", type=EPOCHS, help=f"passes over the training images "
+                                                      f"({recipe_default('epochs')})")
+    parser.add_argument("--batch-size", type=COUNT, metavar="N", help=f"images per step "
+                        f"({recipe_default('batch_size')})")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"],
+                        help="other than the recipe's: give --lr too; of the recipe, only the "
+                             f"batch size and epochs are kept ({recipe_default('optimizer')})")
+    parser.add_argument("--lr", type=RATE,
+                        help=f"the base learning rate ({recipe_default('lr')})")
+    parser.add_argument("--momentum", type=FRACTION,
+                        help=f"SGD's momentum, in [0, 1) ({recipe_default('momentum')})")
+    parser.add_argument("--weight-decay", type=PENALTY, metavar="L2",
+                        help=f"L2 penalty ({recipe_default('weight_decay')})")
+    parser.add_argument("--early-stopping", type=COUNT, metavar="PATIENCE",
+                        help="stop after PATIENCE epochs without a better validation "
+                             "accuracy, keeping the best weights (default: no early stopping)")
+    parser.add_argument("--dropout", type=FRACTION, metavar="P",
+                        help="lenet: dropout P after the last pooling and dense500 (0.5 for "
+                             "MC dropout; default none); dnr_cnn: its dropout rate (0.5)")
+    parser.add_argument("--blur-sigma", type=SIGMA, metavar="SIGMA",
+                        help="lenet: a Gaussian blur before each pooling (1.25 in Günther et "
+                             "al.'s anti-aliasing experiment; default none)")
+    parser.add_argument("--classes", type=CLASS, nargs="+", metavar="K",
+                        help="keep these classes (at least two), relabelled 0.. (e.g. 6 7)")
+    parser.add_argument("--limit", type=COUNT, metavar="N",
+                        help="at most N training images, balanced over the classes (at least "
+                             "one per class; default: all)")
+    parser.add_argument("--seed", type=SEED, default=0,
+                        help="fixes the initial weights, the shuffling and dropout (default 0)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--gpu", action="store_true", help="train on the GPU (CuPy)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars and no line per epoch; the lines that start "
+                             "and end the run, and errors, remain")
+
+
+def recipe_default(field):
+    """"default: the recipe's: lenet 0.01, dnr_cnn 0.1, the others 0.001": ``field``'s value in
+    each network's recipe (``zoo.RECIPES``), the most common one said once."""
+    values = {name: getattr(recipe, field) for name, recipe in zoo.RECIPES.items()}
+    listed = list(values.values())
+    common = max(listed, key=lambda value: (listed.count(value), -listed.index(value)))
+    named = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+             for name, value in values.items() if value != common]
+    common = f"{common:g}" if isinstance(common, float) else common
+    return f"default: the recipe's: {', '.join(named)}, the others {common}"
 
 
 def run_recipe(args, saved=None):
@@ -63,7 +126,7 @@ def run_config(args, recipe):
     for name in model_options:
         if name not in zoo.OPTIONS[args.model]:
             raise ValueError(f"--{name.replace('_', '-')} is not an option of {args.model}")
-    classes = catalog.CLASSES[args.dataset]
+    classes = CLASSES[args.dataset]
     if args.classes is not None:
         if len(args.classes) < 2:
             raise ValueError(f"--classes needs at least two classes, got {args.classes}: a "
@@ -72,8 +135,8 @@ def run_config(args, recipe):
             raise ValueError(f"--classes names a class twice: {args.classes}")
         unknown = [c for c in args.classes if not 0 <= c < classes]
         if unknown:
-            raise ValueError(f"--classes {' '.join(map(str, unknown))}: the classes of {args.dataset} "
-                             f"are 0 to {classes - 1}")
+            raise ValueError(f"--classes {' '.join(map(str, unknown))}: the classes of "
+                             f"{args.dataset} are 0 to {classes - 1}")
         classes = len(args.classes)
     if args.limit is not None and args.limit < classes:
         raise ValueError(f"--limit {args.limit} is fewer images than the {classes} classes to "
@@ -81,86 +144,6 @@ def run_config(args, recipe):
     return {"model": args.model, "model_options": model_options, "dataset": args.dataset,
             "seed": args.seed, "classes": args.classes, "limit": args.limit,
             "early_stopping": args.early_stopping, "recipe": dataclasses.asdict(recipe)}
-
-
-def read_config(path, keys=CONFIG_KEYS,
-                advice="put back a good copy, or start the run afresh in another --out"):
-    """The settings in the config.json at ``path``, which must be one that ``nnscratch train``
-    wrote, holding at least ``keys``; a ValueError naming the file and ending with ``advice``
-    otherwise."""
-    try:
-        saved = json.loads(path.read_bytes())
-    except ValueError as error:                 # not JSON, or not text
-        raise ValueError(f"{path} is not valid JSON ({error}): {advice}") from None
-    if not isinstance(saved, dict):
-        raise ValueError(f"{path} holds a {type(saved).__name__}, not a run's settings: "
-                         f"{advice}")
-    if "recipe" in keys and "recipe" not in saved:
-        raise ValueError(f"{path} was written by an earlier nnscratch, which did not keep the "
-                         "recipe apart, or by something else: start the run afresh in another "
-                         "folder")
-    missing = [key for key in keys if key not in saved]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}: it is not a config.json of "
-                         f"`nnscratch train`: {advice}")
-    classes = saved.get("classes")
-    if classes is not None and not (isinstance(classes, list) and classes and all(
-            isinstance(c, int) and not isinstance(c, bool) for c in classes)):
-        raise ValueError(f"{path} holds classes {classes!r}, not a list of class numbers: "
-                         f"{advice}")
-    if "recipe" in keys:
-        try:
-            zoo.Recipe(**saved["recipe"])
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path} holds no valid recipe ({error}): {advice}") from None
-    return saved
-
-
-def unstarted(out):
-    """True when the folder ``out`` holds no run, or one that never finished an epoch: nothing
-    but a config.json of ``nnscratch train`` (besides a lock and a killed write's temporaries).
-    Such a folder may take a new run, with any settings: nothing in it is lost."""
-    names = [entry.name for entry in out.iterdir()
-             if entry.name != files.LOCK and not files.is_unfinished(entry)]
-    if names != [CONFIG] or not (out / CONFIG).is_file():
-        return not names
-    try:
-        read_config(out / CONFIG)
-    except ValueError:
-        return False
-    return True
-
-
-def check_out(out, resume):
-    """Refuse an ``--out`` the run may not use, before anything is written: a file, a link to
-    nothing, a folder that cannot be written, and a folder that holds anything but a run that
-    never finished an epoch (or, with ``resume``, a run)."""
-    if out.is_symlink() and not out.exists():
-        raise ValueError(f"--out {out} is a link to nothing: choose another --out")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder: choose another --out")
-    files.refuse_unwritable(out)
-    if not out.exists() or unstarted(out):
-        return
-    if not resume:
-        raise ValueError(f"{out} exists and is not empty: pass --resume to continue the run in "
-                         "it, or choose another --out")
-    if not (out / CONFIG).is_file():
-        raise ValueError(f"--resume: {out} holds no {CONFIG}, so no run of nnscratch to "
-                         "continue: choose another --out")
-
-
-def saved_config(out, resume):
-    """The settings of the run in ``out`` that ``resume`` continues, or None."""
-    return read_config(out / CONFIG) if resume and (out / CONFIG).exists() else None
-
-
-def settings_that_differ(saved, config):
-    """"lr 0.005 there, 0.01 now" for each setting but the epochs where ``config`` differs
-    from the ``saved`` one; the recipe's fields go by their own names."""
-    there, now = {**saved, **saved["recipe"]}, {**config, **config["recipe"]}
-    return [f"{key} {there.get(key)} there, {value} now" for key, value in now.items()
-            if key not in ("recipe", "epochs") and there.get(key) != value]
 
 
 def plan(args, out):
@@ -181,7 +164,7 @@ def plan(args, out):
                            seed=args.seed)
     validation = data.load(args.dataset, "validation", classes=args.classes, seed=args.seed)
     shape = train_data[0].shape[1:]
-    num_classes = len(args.classes) if args.classes else catalog.CLASSES[args.dataset]
+    num_classes = len(args.classes) if args.classes else CLASSES[args.dataset]
     try:
         model = zoo.build(args.model, seed=args.seed, input_shape=shape,
                           num_classes=num_classes, **config["model_options"])
@@ -193,7 +176,7 @@ def plan(args, out):
     return saved, config, recipe, (train_data, validation), model
 
 
-def train(args):
+def run(args):
     """Train a zoo model on a dataset into ``args.out``: model.npz, history.json,
     training_curves.png, config.json, and checkpoint.npz after every epoch.
 

@@ -12,6 +12,19 @@ import sys
 from pathlib import Path
 
 from nnscratch import experiments
+from nnscratch.commands.options import PATH, SEED
+from nnscratch.experiments import runner
+
+
+def add_arguments(parser):
+    parser.add_argument("study", nargs="?", metavar="STUDY", help="the study (see --list)")
+    parser.add_argument("--list", action="store_true", help="the studies and their runs")
+    parser.add_argument("--quick", action="store_true", help="a small subset, the study's "
+                        "checks asserted (exit 1 if one fails)")
+    parser.add_argument("--out", type=PATH, help="default ./reproduce-STUDY[-quick], never "
+                        "results/ (committed), replaced only if it holds an earlier run's "
+                        "results; stages are cached in $NNSCRATCH_DATA (~/.cache/nnscratch)")
+    parser.add_argument("--seed", type=SEED, default=0, help="default 0")
 
 
 def listing():
@@ -48,7 +61,6 @@ def run(args):
     except ImportError as error:
         raise ValueError(f"study {args.study} cannot be imported ({error})") from error
     out = Path(args.out) if args.out is not None else default_out(args.study, args.quick)
-    from nnscratch.experiments import runner
     try:
         runner.run_study(study, out, quick=args.quick, seed=args.seed)
     except runner.ChecksFailed as failure:
@@ -57,3 +69,8 @@ def run(args):
     print((out / "tables.md").read_text(encoding="utf-8"))
     print(f"results written to {out}/ (results.json, tables.md, figures/)")
     return 0
+
+
+def interrupted(args, argv):
+    """What to tell the user who interrupted a study: the cached stages are kept."""
+    return "interrupted; the same command resumes with the stages it finished"

@@ -16,20 +16,20 @@ The folder is written under a temporary name and renamed at the end
 (``files.atomic_dir``), so an interrupted demo never leaves half a report. An existing ``out``
 is replaced only when it holds nothing but these files (an earlier report); any other folder
 is refused, so that ``--out`` can never delete a user's files; so are the current folder and
-the folders that hold it, whatever they hold, and a link.
+the folders that hold it, whatever they hold, and a link (``files.refuse_unless_replaceable``).
 """
 
 import dataclasses
 import json
-import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 import nnscratch
-from nnscratch import attacks, backend, data, files, io, metrics, plots, zoo
+from nnscratch import attacks, data, files, io, metrics, plots, zoo
+from nnscratch.commands.options import EPOCHS, PATH, SEED
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.training import fit_recipe
 
 # What the demo writes into its folder (see above): the only files it will ever replace.
@@ -43,18 +43,38 @@ EPS, PGD_STEPS = 0.1, 20     # the demo's attacks: FGSM and PGD (step 2.5 eps / 
 ATTACK_BATCH = 500           # test images per generate call (LeNet on all 10,000 is ~1 GB)
 
 
-def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=None):
+def add_arguments(parser):
+    parser.add_argument("--dataset", default="digits", choices=tuple(SETTINGS),
+                        help="digits (embedded, default) or mnist (once fetched)")
+    parser.add_argument("--out", default="nnscratch-demo", type=PATH,
+                        help="the report folder (default nnscratch-demo), replaced only if it "
+                             "holds nothing but an earlier report")
+    parser.add_argument("--epochs", type=EPOCHS, help="default: " + ", ".join(
+        f"{default_epochs(name)} on {name}" for name in SETTINGS))
+    parser.add_argument("--seed", type=SEED, default=0, help="default 0")
+
+
+def default_epochs(dataset):
+    """The demo's epochs on ``dataset``: its own setting, else its network's recipe's."""
+    settings = SETTINGS[dataset]
+    return settings.get("epochs", zoo.RECIPES[settings["model"]].epochs)
+
+
+def run(args):
+    """``nnscratch demo``: ``args`` as the parser gives them."""
+    demo(args.dataset, args.out, args.epochs, args.seed)
+
+
+def demo(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=None):
     """Train, evaluate and report; returns the report dict (also written to ``out``)."""
     if dataset not in SETTINGS:
         raise ValueError(f"the demo runs on {sorted(SETTINGS)}, not {dataset!r}")
-    out = absolute(out)
-    refuse_unless_replaceable(out)
+    out = files.absolute(out)
+    files.refuse_unless_replaceable(out, "the demo", REPORT_FILES)
     files.refuse_unwritable(out.parent)      # now, not after the training
     name = SETTINGS[dataset]["model"]
-    recipe = zoo.RECIPES[name]
-    if epochs is None:
-        epochs = SETTINGS[dataset].get("epochs", recipe.epochs)
-    recipe = dataclasses.replace(recipe, epochs=epochs)
+    epochs = default_epochs(dataset) if epochs is None else epochs
+    recipe = dataclasses.replace(zoo.RECIPES[name], epochs=epochs)
     x, y = data.load(dataset, "train-rest", seed=seed)
     validation = data.load(dataset, "validation", seed=seed)
     x_test, y_test = data.load(dataset, "test")
@@ -80,7 +100,8 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
         plots.confusion_matrix(np.array(test["confusion_matrix"]),
                                staging / "confusion_matrix.png")
         plots.adversarial_grid(x_test, *adversarial, staging / "adversarial_examples.png")
-        refuse_unless_replaceable(out)     # again: files may have appeared while it trained
+        # again: files may have appeared while it trained
+        files.refuse_unless_replaceable(out, "the demo", REPORT_FILES)
     print(markdown(report))
     print(f"report written to {out}/")
     return report
@@ -89,51 +110,12 @@ def run(dataset="digits", out="nnscratch-demo", epochs=None, seed=0, progress=No
 def attack_test(model, x, y):
     """FGSM and PGD at ``EPS`` on the test images x, y: ({"fgsm": report, "pgd": report},
     (pgd's x_adv, clean predictions, predictions under pgd)), each report
-    ``metrics.attack_report``'s dict plus eps and seconds."""
+    ``Evaluation.report``'s dict plus eps."""
     reports = {}
     for name, attack in (("fgsm", attacks.FGSM(EPS)), ("pgd", attacks.PGD(EPS, steps=PGD_STEPS))):
-        began = time.perf_counter()
-        parts = [attack.generate(model, x[i:i + ATTACK_BATCH], y[i:i + ATTACK_BATCH])
-                 for i in range(0, len(x), ATTACK_BATCH)]
-        x_adv = np.concatenate([backend.to_numpy(part.x_adv) for part in parts])
-        clean, adv = backend.to_numpy(model.predict(x)), backend.to_numpy(model.predict(x_adv))
-        success = np.concatenate([backend.to_numpy(part.success) for part in parts])
-        norms = {key: np.concatenate([backend.to_numpy(part.norms[key]) for part in parts])
-                 for key in ("l0", "l2", "linf")}
-        reports[name] = dict(metrics.attack_report(y, clean, adv, success, norms), eps=EPS,
-                             seconds=time.perf_counter() - began)
-    return reports, (x_adv, clean, adv)
-
-
-def absolute(out):
-    """``out`` as an absolute path ending in a real name (``.`` and ``..`` resolved), its last
-    part left unresolved, so that a link is still seen as a link."""
-    out = Path(out).absolute()
-    if out.name in ("", ".", ".."):
-        return out.resolve()
-    return out.parent.resolve() / out.name
-
-
-def refuse_unless_replaceable(out, report_files=REPORT_FILES, writer="the demo"):
-    """Raise ValueError unless ``out`` is absent or a folder holding only ``report_files``:
-    replacing it then loses nothing but an earlier report of ``writer`` (the demo's, or
-    ``nnscratch attack``'s). The current folder and those that hold it are refused whatever
-    they hold (replacing one would pull the folder from under the user's shell)."""
-    here = Path.cwd().resolve()
-    if os.path.realpath(out) in map(str, (here, *here.parents)):
-        raise ValueError(f"--out {out} is the current folder or holds it, which {writer} "
-                         "would replace whole: choose a new folder")
-    if not (out.exists() or out.is_symlink()):
-        return
-    if out.is_symlink() or not out.is_dir():
-        raise ValueError(f"{out} is a file or a link, not a folder: choose another --out")
-    others = sorted(entry.name for entry in out.iterdir()
-                    if entry.name not in report_files or entry.is_symlink()
-                    or not entry.is_file())
-    if others:
-        raise ValueError(f"{out} holds {', '.join(others)}, which {writer} did not write: it "
-                         f"replaces only a folder of its own report files "
-                         f"({', '.join(report_files)}). Choose another --out, or move them")
+        outcome = evaluate_attack(model, attack, x, y, batch=ATTACK_BATCH)
+        reports[name] = dict(outcome.report(), eps=EPS)
+    return reports, (outcome.x_adv, outcome.clean, outcome.adversarial)
 
 
 def markdown(report):

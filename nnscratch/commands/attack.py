@@ -1,29 +1,31 @@
 """``nnscratch attack RUN_DIR --attack NAME``: attack a trained run's test split, report it.
 
-It loads the run as ``nnscratch evaluate`` does (``load_run``, which both use), builds the
+It loads the run as ``nnscratch evaluate`` does (``run_folder.load_run``), builds the
 attack from the command's options (``build_attack``: each attack takes the options that mean
 something to it, and any other option given is refused), attacks the test split in batches of
-``BATCH`` images under a progress bar, and writes a report folder, ``RUN_DIR/attack_NAME/``
-by default::
+``BATCH`` images under a progress bar (``evaluation.evaluate_attack``, the loop every
+evaluation shares), and writes a report folder, ``RUN_DIR/attack_NAME/`` by default::
 
     report.json     the settings, and clean accuracy, accuracy under attack, success rate,
-                    mean L0/L2/Linf and PASS over the successful images, mean queries, seconds
+                    mean L0/L2/Linf and PASS over the successful images, mean queries, and
+                    the attack's seconds (PASS not included)
     report.md       the same as a short table
     examples.png    originals above their adversarials, with the predicted classes
 
 The folder is written whole or not at all (``files.atomic_dir``), and an existing one is
-replaced only if it holds nothing but these files, as the demo's (``demo``'s
-``refuse_unless_replaceable``).
+replaced only if it holds nothing but these files, as the demo's
+(``files.refuse_unless_replaceable``).
 """
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from nnscratch import attacks, backend, catalog, data, demo, files, io, metrics, plots, runs
+from nnscratch import attacks, backend, data, files, metrics, plots
+from nnscratch.commands.options import CLASS, COUNT, EPS, PATH, SEED, STEP, STEPS
+from nnscratch.commands.run_folder import load_run
+from nnscratch.evaluation import evaluate_attack
 
 REPORT_FILES = ("report.json", "report.md", "examples.png")
 BATCH = 100              # images per call to generate: one step of the progress bar
@@ -41,35 +43,23 @@ NEEDS_TARGET = ("jsma", "lbfgs")
 DEFAULT_EPS = 0.1
 
 
-def load_run(run, dataset=None):
-    """The trained model of the run folder ``run`` and what it was trained on: (model, config,
-    dataset), config's "model", "dataset" and "classes" as config.json has them (a model.npz
-    saved alone has none: ``dataset`` must then be given). ValueErrors say what to do."""
-    run = Path(run)
-    if not run.is_dir():
-        raise ValueError(f"{run} {'is a file' if run.exists() else 'does not exist'}: give "
-                         "the --out folder of `nnscratch train`")
-    if not (run / "model.npz").exists():
-        raise ValueError(f"{run}/model.npz not found: train first "
-                         f"(nnscratch train ... --out {run})")
-    config = {"model": run.name, "dataset": None, "classes": None}   # a model.npz saved alone
-    if (run / runs.CONFIG).exists():
-        config = runs.read_config(run / runs.CONFIG, ("model", "dataset", "classes"),
-                                  "put back a good copy, or move it away and give --dataset")
-    dataset = dataset or config["dataset"]
-    if dataset is None:
-        raise ValueError(f"{run} has no config.json saying what it was trained on: "
-                         "give --dataset")
-    if dataset not in catalog.DATASETS:
-        raise ValueError(f"{run}/{runs.CONFIG} names dataset {dataset!r}, which nnscratch does "
-                         f"not know ({', '.join(catalog.DATASETS)}): give --dataset")
-    try:
-        model = io.load(run / "model.npz")
-    except ValueError as error:
-        rewrite = (f" (`nnscratch train ... --out {run} --resume` writes it again from "
-                   f"{runs.CHECKPOINT})" if (run / runs.CHECKPOINT).exists() else "")
-        raise ValueError(f"{error}: put back a good copy, or train again{rewrite}") from None
-    return model, config, dataset
+def add_arguments(parser):
+    parser.add_argument("run", type=PATH, help="the --out folder of `nnscratch train`")
+    parser.add_argument("--attack", required=True, metavar="NAME", choices=tuple(OPTIONS),
+                        help=f"one of {', '.join(OPTIONS)}")
+    parser.add_argument("--eps", type=EPS, help="the perturbation bound (default "
+                        f"{DEFAULT_EPS}): fgsm, fgv, bim, pgd")
+    parser.add_argument("--steps", type=STEPS, help="iterations: bim, pgd, cw, lbfgs, "
+                                                    "onepixel, localsearch (rounds)")
+    parser.add_argument("--step", type=STEP, help="the step size: bim, pgd")
+    parser.add_argument("--norm", choices=["linf", "l2"], help="fgv, pgd (default linf)")
+    parser.add_argument("--target", type=CLASS, help="attack towards this class (needed by "
+                        "jsma and lbfgs; images of that class are left out)")
+    parser.add_argument("--seed", type=SEED, help="pgd, onepixel, localsearch (default 0)")
+    parser.add_argument("--limit", type=COUNT, metavar="N",
+                        help="the first N test images (default: all)")
+    parser.add_argument("--out", type=PATH,
+                        help="the report folder (default RUN/attack_NAME)")
 
 
 def build_attack(name, eps=None, step=None, steps=None, norm=None, target=None, seed=None):
@@ -114,48 +104,33 @@ def _given(**options):
     return {key: value for key, value in options.items() if value is not None}
 
 
-def attack_images(model, attack, x, y, target=None, progress=None):
-    """Run ``attack`` on x (N, C, H, W), labels y (N,), in batches of ``BATCH`` under a tqdm
-    bar (``progress``: True, False, or None for "only on a terminal"). Returns (report, x_adv,
-    y_pred_clean, y_pred_adv): ``metrics.attack_report``'s dict plus mean queries, mean PASS
-    over at most the first ``PASS_IMAGES`` successful images, and the seconds taken."""
-    began = time.perf_counter()
-    parts = {"x_adv": [], "success": [], "queries": [], "clean": [], "adv": []}
-    norms = {}
-    starts = range(0, len(x), BATCH)
-    for start in tqdm(starts, desc=f"{type(attack).__name__}", unit="batch",
-                      disable=None if progress is None else not progress):
-        xb, yb = x[start:start + BATCH], y[start:start + BATCH]
-        tb = None if target is None else target[start:start + BATCH]
-        result = attack.generate(model, xb, yb, tb)
-        parts["x_adv"].append(backend.to_numpy(result.x_adv))
-        parts["success"].append(backend.to_numpy(result.success))
-        parts["queries"].append(backend.to_numpy(result.queries))
-        parts["clean"].append(backend.to_numpy(model.predict(xb)))
-        parts["adv"].append(backend.to_numpy(model.predict(result.x_adv)))
-        for key, values in result.norms.items():
-            norms.setdefault(key, []).append(backend.to_numpy(values))
-    x_adv, success, queries, clean, adv = (np.concatenate(parts[key]) for key in parts)
-    norms = {key: np.concatenate(values) for key, values in norms.items()}
-    y = backend.to_numpy(y)
-    report = metrics.attack_report(y, clean, adv, success,
-                                   {key: norms[key] for key in ("l0", "l2", "linf")})
-    chosen = np.flatnonzero(success)[:PASS_IMAGES]
-    x_host = backend.to_numpy(x)
-    scores = metrics.pass_score(x_host[chosen], x_adv[chosen]) if chosen.size else []
-    report.update(mean_pass=float(np.mean(scores)) if chosen.size else float("nan"),
-                  pass_images=int(chosen.size), mean_queries=float(queries.mean()),
-                  seconds=time.perf_counter() - began)
-    return report, x_adv, clean, adv
+def attack_settings(attack):
+    """The attack's hyper-parameters, {name: number, string or flag}, for the report."""
+    # Attack.settings() where the attacks have it; until then their plain attributes
+    if hasattr(attack, "settings"):
+        return attack.settings()
+    return {key: value for key, value in sorted(vars(attack).items())
+            if isinstance(value, (int, float, str, bool))}
+
+
+def pass_report(x, outcome):
+    """Mean PASS (Rozsa et al. 2016) over at most the first ``PASS_IMAGES`` successful images
+    of ``outcome`` (an ``Evaluation`` of the images x), and their number: an ECC alignment per
+    image (~13 ms) is too slow for all of them."""
+    chosen = np.flatnonzero(outcome.success)[:PASS_IMAGES]
+    if not chosen.size:
+        return {"mean_pass": float("nan"), "pass_images": 0}
+    scores = metrics.pass_score(backend.to_numpy(x)[chosen], outcome.x_adv[chosen])
+    return {"mean_pass": float(np.mean(scores)), "pass_images": int(chosen.size)}
 
 
 def run(args, progress=None):
-    """``nnscratch attack``: ``args`` as the parser gives them. Returns the report dict."""
+    """``nnscratch attack``: ``args`` as the parser gives them."""
     attack = build_attack(args.attack, eps=args.eps, step=args.step, steps=args.steps,
                           norm=args.norm, target=args.target, seed=args.seed)
     model, config, dataset = load_run(args.run)
-    out = demo.absolute(args.out or Path(args.run) / f"attack_{args.attack}")
-    demo.refuse_unless_replaceable(out, REPORT_FILES, "the attack report")
+    out = files.absolute(args.out or Path(args.run) / f"attack_{args.attack}")
+    files.refuse_unless_replaceable(out, "the attack report", REPORT_FILES)
     files.refuse_unwritable(out.parent)
     x, y = data.load(dataset, "test", classes=config["classes"])
     if args.target is not None:
@@ -169,20 +144,20 @@ def run(args, progress=None):
         x, y = x[:args.limit], y[:args.limit]                       # the first N, in order
     target = None if args.target is None else np.full(len(y), args.target, dtype=np.int64)
     print(f"attack: {args.attack} on {config['model']}, {dataset} test ({len(x)} images)")
-    report, x_adv, clean, adv = attack_images(model, attack, x, y, target, progress)
-    report.update(attack=args.attack, run=str(Path(args.run).absolute()),
+    outcome = evaluate_attack(model, attack, x, y, target, batch=BATCH, progress=progress)
+    report = outcome.report()
+    report.update(pass_report(x, outcome), attack=args.attack, run=str(Path(args.run).absolute()),
                   model=config["model"], dataset=dataset, split="test",
-                  settings={key: vars(attack)[key] for key in sorted(vars(attack))
-                            if isinstance(vars(attack)[key], (int, float, str, bool))},
+                  settings=attack_settings(attack),
                   target=args.target, limit=args.limit)
     with files.atomic_dir(out, replace=True) as staging:     # replaceable: checked above
         files.atomic_write(staging / "report.json", json.dumps(report, indent=2))
         files.atomic_write(staging / "report.md", markdown(report))
-        plots.adversarial_grid(x, x_adv, clean, adv, staging / "examples.png")
-        demo.refuse_unless_replaceable(out, REPORT_FILES, "the attack report")
+        plots.adversarial_grid(x, outcome.x_adv, outcome.clean, outcome.adversarial,
+                               staging / "examples.png")
+        files.refuse_unless_replaceable(out, "the attack report", REPORT_FILES)   # again
     print(markdown(report))
     print(f"report written to {out}/")
-    return report
 
 
 def markdown(report):

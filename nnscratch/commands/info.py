@@ -1,10 +1,18 @@
-"""What this machine offers nnscratch (``nnscratch info``): versions, the BLAS and its threads
+"""``nnscratch info``: what this machine offers nnscratch: versions, the BLAS and its threads
 and kernels, CuPy and the GPU. Imports nothing heavy: ``info`` runs in a fresh interpreter in
 well under a second."""
 
 import platform
 
 import nnscratch
+
+
+def add_arguments(parser):
+    """``info`` takes no options."""
+
+
+def run(args):
+    print(info())
 
 
 def cpu_flags():
