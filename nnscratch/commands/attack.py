@@ -104,15 +104,6 @@ def _given(**options):
     return {key: value for key, value in options.items() if value is not None}
 
 
-def attack_settings(attack):
-    """The attack's hyper-parameters, {name: number, string or flag}, for the report."""
-    # Attack.settings() where the attacks have it; until then their plain attributes
-    if hasattr(attack, "settings"):
-        return attack.settings()
-    return {key: value for key, value in sorted(vars(attack).items())
-            if isinstance(value, (int, float, str, bool))}
-
-
 def pass_report(x, outcome):
     """Mean PASS (Rozsa et al. 2016) over at most the first ``PASS_IMAGES`` successful images
     of ``outcome`` (an ``Evaluation`` of the images x), and their number: an ECC alignment per
@@ -148,7 +139,7 @@ def run(args, progress=None):
     report = outcome.report()
     report.update(pass_report(x, outcome), attack=args.attack, run=str(Path(args.run).absolute()),
                   model=config["model"], dataset=dataset, split="test",
-                  settings=attack_settings(attack),
+                  settings=attack.settings(),
                   target=args.target, limit=args.limit)
     with files.atomic_dir(out, replace=True) as staging:     # replaceable: checked above
         files.atomic_write(staging / "report.json", json.dumps(report, indent=2))
