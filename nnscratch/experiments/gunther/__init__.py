@@ -13,9 +13,9 @@ so that it runs in about 21 minutes on 2 cores; ``tables.md`` says so under each
 
 import numpy as np
 
-from nnscratch.experiments import gunther_report
-from nnscratch.experiments.gunther_adaptive import adaptive
-from nnscratch.experiments.gunther_stages import (NETWORKS, aliasing, base, blurred, finetune,
+from nnscratch.experiments.gunther import report
+from nnscratch.experiments.gunther.adaptive import adaptive
+from nnscratch.experiments.gunther.stages import (NETWORKS, aliasing, base, blurred, finetune,
                                                   fooling, openmax, preprocessing, saturation,
                                                   table1, test_adversarials)
 from nnscratch.experiments.runner import Stage
@@ -79,11 +79,11 @@ def config(quick):
 
 
 def tables(config, outputs):
-    return gunther_report.tables(config, outputs)
+    return report.tables(config, outputs)
 
 
 def figures(config, outputs):
-    return gunther_report.figures(config, outputs)
+    return report.figures(config, outputs)
 
 
 def checks(config, outputs):

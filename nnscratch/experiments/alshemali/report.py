@@ -9,8 +9,8 @@ Feinman et al.'s ROC-AUC.
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnscratch.experiments.alshemali_feinman import FEINMAN_ATTACKS
-from nnscratch.experiments.alshemali_stages import ATTACKS
+from nnscratch.experiments.alshemali.feinman import FEINMAN_ATTACKS
+from nnscratch.experiments.alshemali.stages import ATTACKS
 from nnscratch.experiments.common import pct
 from nnscratch.experiments.runner import Row, Table
 

@@ -11,9 +11,9 @@ The stages are in ``dnr_stages.py`` (network, SVM selection, attacks, evaluation
 its claims are the anchor, and ``tables.md`` says whether the run bears each out.
 """
 
-from nnscratch.experiments import dnr_report
-from nnscratch.experiments.dnr_attacks import defence_aware, one_pixel
-from nnscratch.experiments.dnr_stages import (attacks, defences, evaluation, network,
+from nnscratch.experiments.dnr import report
+from nnscratch.experiments.dnr.adaptive import defence_aware, one_pixel
+from nnscratch.experiments.dnr.stages import (attacks, defences, evaluation, network,
                                               svm_selection)
 from nnscratch.experiments.runner import Stage
 
@@ -74,11 +74,11 @@ def config(quick):
 
 
 def tables(config, outputs):
-    return dnr_report.tables(config, outputs)
+    return report.tables(config, outputs)
 
 
 def figures(config, outputs):
-    return dnr_report.figures(config, outputs)
+    return report.figures(config, outputs)
 
 
 def checks(config, outputs):

@@ -24,7 +24,7 @@ import numpy as np
 from nnscratch.attacks import PGD, OnePixel
 from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.experiments.common import mean, mnist
-from nnscratch.experiments.dnr_stages import dnr_training, fitted_svm_options, security_accuracy
+from nnscratch.experiments.dnr.stages import dnr_training, fitted_svm_options, security_accuracy
 
 
 def correct_test_images(model, count):

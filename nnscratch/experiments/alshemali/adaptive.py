@@ -26,9 +26,9 @@ import numpy as np
 
 from nnscratch.attacks.iterative import project
 from nnscratch.defenses.uncertainty import UncertaintyCropDetector
-from nnscratch.experiments.alshemali_feinman import (correct_halves, feinman_attack,
+from nnscratch.experiments.alshemali.feinman import (correct_halves, feinman_attack,
                                                      fitted_detector)
-from nnscratch.experiments.alshemali_stages import (clean_flagged_accuracy, halves,
+from nnscratch.experiments.alshemali.stages import (clean_flagged_accuracy, halves,
                                                     outcome_counts)
 from nnscratch.experiments.common import mnist
 

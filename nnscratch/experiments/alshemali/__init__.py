@@ -10,10 +10,10 @@ The stages are in ``alshemali_stages.py`` (LeNet, the mixed sets, Algorithm 1),
 tables and figures in ``alshemali_report.py``.
 """
 
-from nnscratch.experiments import alshemali_report
-from nnscratch.experiments.alshemali_adaptive import adaptive_feinman, adaptive_uncertainty
-from nnscratch.experiments.alshemali_feinman import FEINMAN_ATTACKS, feinman, feinman_network
-from nnscratch.experiments.alshemali_stages import ATTACKS, adversarials, detector, lenet
+from nnscratch.experiments.alshemali import report
+from nnscratch.experiments.alshemali.adaptive import adaptive_feinman, adaptive_uncertainty
+from nnscratch.experiments.alshemali.feinman import FEINMAN_ATTACKS, feinman, feinman_network
+from nnscratch.experiments.alshemali.stages import ATTACKS, adversarials, detector, lenet
 from nnscratch.experiments.runner import Stage
 
 NAME = "alshemali"
@@ -70,11 +70,11 @@ def config(quick):
 
 
 def tables(config, outputs):
-    return alshemali_report.tables(config, outputs)
+    return report.tables(config, outputs)
 
 
 def figures(config, outputs):
-    return alshemali_report.figures(config, outputs)
+    return report.figures(config, outputs)
 
 
 def checks(config, outputs):

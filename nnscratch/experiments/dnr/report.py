@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnscratch.experiments.common import pct
-from nnscratch.experiments.dnr_stages import CURVES, OPTIONS
+from nnscratch.experiments.dnr.stages import CURVES, OPTIONS
 from nnscratch.experiments.runner import Row, Table
 
 NAMES = {"cnn": "undefended CNN", "softmax": "softmax threshold", "nr": "NR",
