@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from nnscratch import cli, experiments, files, io, zoo
-from nnscratch.experiments import runner, store
+from nnscratch.experiments import report, runner, store
 
 import study_toy
 
@@ -232,9 +232,9 @@ def test_tables_md_lists_the_differences_over_tolerance_with_their_reasons(tmp_p
     assert rows[2]["difference"] == 0 and rows[1]["difference"] is None
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(
         json.dumps(results))
-    tables = lambda config, outputs: [runner.Table("t", [runner.Row("x", np.float32(0.5))])]
+    tables = lambda config, outputs: [report.Table("t", [report.Row("x", np.float32(0.5))])]
     assert reproduce(tmp_path, variant(tables=tables))["tables"][0]["rows"][0]["measured"] == 0.5
-    tables = lambda config, outputs: [runner.Table("t", [runner.Row("x", None)])]
+    tables = lambda config, outputs: [report.Table("t", [report.Row("x", None)])]
     with pytest.raises(TypeError, match="row 'x': measured, paper and tolerance"):
         reproduce(tmp_path, variant(tables=tables))
     assert set(results["versions"]) == {"python", "numpy", "scipy", "matplotlib", "nnscratch"}
@@ -244,7 +244,7 @@ def test_tables_md_lists_the_differences_over_tolerance_with_their_reasons(tmp_p
 def test_results_json_is_strict_json_with_nan_as_null(tmp_path):
     """A cell with nothing to average is NaN; results.json writes it as null, not as the
     NaN token strict JSON readers reject."""
-    tables = lambda config, outputs: [runner.Table("t", [runner.Row("x", float("nan"), 1.0)])]
+    tables = lambda config, outputs: [report.Table("t", [report.Row("x", float("nan"), 1.0)])]
     reproduce(tmp_path, variant(tables=tables))
     text = (tmp_path / "out" / "results.json").read_text()
     assert "NaN" not in text

@@ -71,25 +71,6 @@ class Stage:
     keys: tuple = ()        # the configuration entries it depends on (its config slice)
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """One line of a paper's table: what was measured beside what the paper reports."""
-    label: str
-    measured: float
-    paper: float | None = None
-    unit: str = "%"             # "%": percentages in 0..100
-    tolerance: float = 3.0      # a difference above this gets a line under the table
-    reason: str = ""            # the likely reason it differs (scaled training, ...)
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-    """One of the paper's tables, reproduced: a Row per quantity."""
-    title: str
-    rows: list
-    note: str = ""              # e.g. "scaled: 3 epochs instead of 100k iterations"
-
-
 class ChecksFailed(AssertionError):
     """A quick run's property checks failed (its results were written all the same)."""
 
@@ -149,7 +130,8 @@ def study_config(study, quick):
 def numeric(table, study_name):
     """``table`` with its rows' measured, paper and tolerance as floats (a NumPy float32 would
     not go into JSON); a TypeError naming the row for one that is not a number."""
-    if not (isinstance(table, Table) and all(isinstance(row, Row) for row in table.rows)):
+    if not (isinstance(table, report.Table)
+            and all(isinstance(row, report.Row) for row in table.rows)):
         raise TypeError(f"study {study_name}: tables() must return Tables of Rows")
     rows = []
     for row in table.rows:

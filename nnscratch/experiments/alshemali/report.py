@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from nnscratch.experiments.alshemali.feinman import FEINMAN_ATTACKS
 from nnscratch.experiments.alshemali.stages import ATTACKS
 from nnscratch.experiments.common import pct
-from nnscratch.experiments.runner import Row, Table
+from nnscratch.experiments.report import Row, Table
 
 NAMES = {"fgsm": "FGSM", "jsma": "JSMA", "bim": "BIM", "bim_a": "BIM-A"}
 PAPER_TABLE1 = {"fgsm": 59.0, "jsma": 52.0, "bim": 50.0}

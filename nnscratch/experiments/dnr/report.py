@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from nnscratch.experiments.common import pct
 from nnscratch.experiments.dnr.stages import CURVES, OPTIONS
-from nnscratch.experiments.runner import Row, Table
+from nnscratch.experiments.report import Row, Table
 
 NAMES = {"cnn": "undefended CNN", "softmax": "softmax threshold", "nr": "NR",
          "dnr": "DNR", "openmax": "OpenMax"}
