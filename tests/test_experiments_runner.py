@@ -92,9 +92,9 @@ def test_a_changed_setting_recomputes_only_its_dependants(tmp_path, change, reco
 def test_each_stage_gets_only_the_settings_it_declares(tmp_path):
     reproduce(tmp_path, quick=True)
     assert study_toy.RECEIVED == {
-        "data": {"train_images": 120, "test_images": 60, "seed": 0, "quick": True},
-        "train": {"epochs": 2, "seed": 0, "quick": True},
-        "evaluate": {"eps": 0.1, "seed": 0, "quick": True}}
+        "data": {"train_images": 120, "test_images": 60, "seed": 0},
+        "train": {"epochs": 2, "seed": 0},
+        "evaluate": {"eps": 0.1, "seed": 0}}
 
 
 def test_a_stage_s_messages_come_under_its_line(tmp_path, capsys):

@@ -15,9 +15,11 @@ where ``outputs`` is {stage name: output}.
 
 A stage is a named function ``run(cfg, inputs, ctx) -> output`` of its configuration slice
 and of earlier stages' outputs. ``cfg`` is {key: config[key] for key in stage.keys} plus
-"seed" and "quick", nothing else, so a stage cannot depend on a setting its hash ignores;
-``inputs`` is {name: output} of the stages named in ``uses``; ``ctx`` is a ``Context``
-(context.py: checkpoint_dir, quick, seed, progress, log). The output is a dict of NumPy
+the run's "seed", nothing else, so a stage cannot depend on a setting its hash ignores (the
+quick flag is not a setting: it only chooses the configuration, so a stage whose slice is the
+same in both runs computes the same output); ``inputs`` is {name: output} of the stages named
+in ``uses``; ``ctx`` is a ``Context`` (context.py: checkpoint_dir, progress, log), which holds
+nothing that changes a result. The output is a dict of NumPy
 arrays, trained ``Sequential`` models and JSON values (store.py).
 
 Hash: the SHA-256 of the canonical JSON (sorted keys, no spaces) of
@@ -59,7 +61,7 @@ from nnscratch.experiments import report, store
 from nnscratch.experiments.context import Context, StageLines
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")      # study and stage folder names
-RESERVED = ("seed", "quick")                                 # added to every stage's cfg
+RESERVED = ("seed",)                                         # added to every stage's cfg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,9 +88,9 @@ def stage_hash(study_name, stage_name, cfg, used_hashes):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def stage_config(stage, config, quick, seed):
-    """The stage's ``cfg``: its slice of ``config``, "seed" and "quick"."""
-    return {**{key: config[key] for key in stage.keys}, "seed": seed, "quick": quick}
+def stage_config(stage, config, seed):
+    """The stage's ``cfg``: its slice of ``config`` and the run's "seed"."""
+    return {**{key: config[key] for key in stage.keys}, "seed": seed}
 
 
 def study_config(study, quick):
@@ -107,7 +109,7 @@ def study_config(study, quick):
     reserved = [key for key in RESERVED if key in config]
     if reserved:
         raise ValueError(f"study {name}: the configuration may not hold {reserved}: the "
-                         "runner gives every stage the run's seed and quick")
+                         "runner gives every stage the run's seed")
     seen = []
     for stage in study.STAGES:
         where = f"study {name}, stage {getattr(stage, 'name', stage)!r}"
@@ -167,14 +169,14 @@ def compute(stage, cfg, inputs, ctx, folder, record):
     return output
 
 
-def run_stages(study, config, quick, seed, folder, lines):
+def run_stages(study, config, seed, folder, lines):
     """({stage name: output}, [per stage: name, hash, cached, seconds, compute_seconds])."""
     folder.mkdir(parents=True, exist_ok=True)
     outputs, hashes, records = {}, {}, []
     with files.locked(folder):
         files.remove_unfinished(folder)    # a killed run's staging folders; none is in use
         for number, stage in enumerate(study.STAGES, 1):
-            cfg = stage_config(stage, config, quick, seed)
+            cfg = stage_config(stage, config, seed)
             used = {name: hashes[name] for name in stage.uses}
             hashes[stage.name] = stage_hash(study.NAME, stage.name, cfg, used.values())
             stage_dir = folder / f"{stage.name}-{hashes[stage.name][:16]}"
@@ -182,8 +184,7 @@ def run_stages(study, config, quick, seed, folder, lines):
             began = time.perf_counter()
             cached = stage_dir.exists()
             if not cached:
-                ctx = Context(stage_dir.with_name(stage_dir.name + ".checkpoints"), quick,
-                              seed, lines)
+                ctx = Context(stage_dir.with_name(stage_dir.name + ".checkpoints"), lines)
                 record = {"study": study.NAME, "stage": stage.name,
                           "hash": hashes[stage.name], "cfg": cfg, "uses": used}
                 computed = compute(stage, cfg, {name: outputs[name] for name in stage.uses},
@@ -221,7 +222,7 @@ def run_study(study, out_dir, quick=False, seed=0, cache_dir=None, progress=True
     files.refuse_unwritable(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     lines = StageLines(progress)
-    outputs, stages = run_stages(study, config, bool(quick), seed, cache / study.NAME, lines)
+    outputs, stages = run_stages(study, config, seed, cache / study.NAME, lines)
     tables = [numeric(table, study.NAME) for table in study.tables(config, outputs)]
     checks = [(str(what), bool(passed)) for what, passed in study.checks(config, outputs)]
     figures = study.figures(config, outputs)

@@ -41,7 +41,7 @@ def feinman_network(cfg, inputs, ctx):
     """feinman_cnn trained on the training images less the validation split."""
     model = zoo.build("feinman_cnn", seed=cfg["seed"])
     history = train(model, "feinman_cnn", mnist("train-rest", cfg["train_images"]), ctx,
-                    cfg["feinman_epochs"])
+                    cfg["feinman_epochs"], cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}

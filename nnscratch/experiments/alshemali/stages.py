@@ -42,7 +42,8 @@ PIXELS = 28 * 28
 def lenet(cfg, inputs, ctx):
     """LeNet with dropout 0.5, trained on the training images less the validation split."""
     model = zoo.build("lenet", seed=cfg["seed"], dropout=0.5)
-    history = train(model, "lenet", mnist("train-rest", cfg["train_images"]), ctx, cfg["epochs"])
+    history = train(model, "lenet", mnist("train-rest", cfg["train_images"]), ctx, cfg["epochs"],
+                    cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}

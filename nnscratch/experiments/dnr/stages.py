@@ -59,7 +59,8 @@ def dnr_training(cfg, count):
 def network(cfg, inputs, ctx):
     """dnr_cnn trained on the first half of the training images."""
     model = zoo.build("dnr_cnn", seed=cfg["seed"])
-    history = train(model, "dnr_cnn", halves(cfg["train_images"])[0], ctx, cfg["epochs"])
+    history = train(model, "dnr_cnn", halves(cfg["train_images"])[0], ctx, cfg["epochs"],
+                    cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}

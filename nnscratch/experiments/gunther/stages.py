@@ -41,7 +41,7 @@ def trained(cfg, ctx, blur_sigma=None):
     """LeNet (with fixed blurs before its poolings when ``blur_sigma``) trained on MNIST."""
     model = zoo.build("lenet", seed=cfg["seed"], blur_sigma=blur_sigma)
     history = train(model, "lenet", mnist("train-rest", cfg["train_images"]), ctx,
-                    cfg["epochs"])
+                    cfg["epochs"], cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}
@@ -72,7 +72,7 @@ def finetune(kind):
         x_adv, labels = np.asarray(result.x_adv)[success], y[source[success]]
         ctx.log(f"{kind}: {success.sum()} adversarials of {len(success)} rows")
         model = clone(base_model)
-        history = train(model, "lenet", (x_adv, labels), ctx, cfg["finetune_epochs"],
+        history = train(model, "lenet", (x_adv, labels), ctx, cfg["finetune_epochs"], cfg["seed"],
                         lr=cfg["finetune_lr"])
         x_test, y_test = mnist("test", cfg["test_images"])
         return {"model": model, "adversarials": int(success.sum()), "rows": len(success),
