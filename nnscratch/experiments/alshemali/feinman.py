@@ -29,12 +29,15 @@ from nnscratch.experiments.common import accuracy, mean, mnist, train
 FEINMAN_ATTACKS = ("fgsm", "bim_a", "jsma")
 
 
-def feinman_attack(kind):
+def feinman_attack(kind, cfg):
+    """Feinman et al.'s attack ``kind`` with its settings ``feinman_{kind}`` (their code's)."""
+    settings = cfg[f"feinman_{kind}"]
     if kind == "fgsm":
-        return FGSM(0.3)
+        return FGSM(settings["eps"])
     if kind == "bim_a":
-        return BIM(0.3, step=0.01, steps=50, early_stop=True)
-    return JSMA(theta=1.0, gamma=0.1, targeted=False)
+        return BIM(settings["eps"], step=settings["step"], steps=settings["steps"],
+                   early_stop=True)
+    return JSMA(theta=settings["theta"], gamma=settings["gamma"], targeted=False)
 
 
 def feinman_network(cfg, inputs, ctx):
@@ -83,7 +86,7 @@ def feinman(kind):
     def run(cfg, inputs, ctx):
         model = inputs["feinman_network"]["model"]
         (x_fit, y_fit), (x_held, y_held) = correct_halves(cfg, model)
-        attack = feinman_attack(kind)
+        attack = feinman_attack(kind, cfg)
         adv_fit = attack.generate(model, x_fit, y_fit)
         adv_held = attack.generate(model, x_held, y_held)
         detector = fitted_detector(cfg, model, x_fit, y_fit, np.asarray(adv_fit.x_adv))

@@ -40,8 +40,9 @@ PIXELS = 28 * 28
 
 
 def lenet(cfg, inputs, ctx):
-    """LeNet with dropout 0.5, trained on the training images less the validation split."""
-    model = zoo.build("lenet", seed=cfg["seed"], dropout=0.5)
+    """LeNet with dropout ``dropout``, trained on the training images less the validation
+    split."""
+    model = zoo.build("lenet", seed=cfg["seed"], dropout=cfg["dropout"])
     history = train(model, "lenet", mnist("train-rest", cfg["train_images"]), ctx, cfg["epochs"],
                     cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
@@ -65,12 +66,14 @@ def mixed_accuracy(model, x_clean, y_clean, x_adv, y_adv):
     return float(correct / (len(y_clean) + len(y_adv)))
 
 
-def make_attack(kind, setting):
+def make_attack(kind, setting, cfg):
+    """``kind`` at strength ``setting`` (FGSM's and BIM's eps, JSMA's gamma); BIM takes
+    ``bim_steps`` steps of eps / ``bim_step_divisor``, JSMA changes pixels by ``jsma_theta``."""
     if kind == "fgsm":
         return FGSM(setting)
     if kind == "bim":
-        return BIM(setting, step=setting / 6, steps=10)
-    return JSMA(theta=1.0, gamma=setting, targeted=False)
+        return BIM(setting, step=setting / cfg["bim_step_divisor"], steps=cfg["bim_steps"])
+    return JSMA(theta=cfg["jsma_theta"], gamma=setting, targeted=False)
 
 
 def bisect(accuracy_at, target, low, high, iterations):
@@ -86,12 +89,13 @@ def bisect(accuracy_at, target, low, high, iterations):
     return setting, measured, trace
 
 
-def jsma_gamma(model, clean, source, target, max_gamma):
-    """JSMA's gamma from one run at ``max_gamma``: the largest gamma whose accuracy is still
-    at least the target's, among the cut-offs of 2, 4, ... pixels. (setting, accuracy, trace)."""
+def jsma_gamma(model, clean, source, target, cfg):
+    """JSMA's gamma from one run at ``jsma_max_gamma``: the gamma whose accuracy comes closest
+    to the target's, among the cut-offs of 2, 4, ... pixels. (setting, accuracy, trace)."""
     x_clean, y_clean = clean
     x_source, y_source = source
-    result = make_attack("jsma", max_gamma).generate(model, x_source, y_source)
+    max_gamma = cfg["jsma_max_gamma"]
+    result = make_attack("jsma", max_gamma, cfg).generate(model, x_source, y_source)
     steps = np.asarray(result.info["steps"])
     success = np.asarray(result.success, dtype=bool)
     clean_correct = np.sum(np.asarray(model.predict(x_clean)) == y_clean)
@@ -119,17 +123,17 @@ def adversarials(kind):
         xc_search, yc_search = xc[:search], yc[:search]
         if kind == "jsma":
             setting, measured, trace = jsma_gamma(model, (xc_search, yc_search),
-                                                  (xs_search, ys_search), target,
-                                                  cfg["jsma_max_gamma"])
+                                                  (xs_search, ys_search), target, cfg)
         else:
             def accuracy_at(setting):
-                x_adv = make_attack(kind, setting).generate(model, xs_search, ys_search).x_adv
+                x_adv = make_attack(kind, setting, cfg).generate(model, xs_search,
+                                                                 ys_search).x_adv
                 return mixed_accuracy(model, xc_search, yc_search, x_adv, ys_search)
             setting, measured, trace = bisect(accuracy_at, target, 0.0, cfg["max_eps"],
                                               cfg["bisection_steps"])
         ctx.log(f"{kind}: setting {setting:.4g} gives {100 * measured:.1f}% on the validation "
                 f"mix (target {100 * target:.0f}%)")
-        attack = make_attack(kind, setting)
+        attack = make_attack(kind, setting, cfg)
         val_adv = attack.generate(model, xs, ys)
         x, y = mnist("test", cfg["test_images"])
         x_clean, y_clean, x_source, y_source = halves(model, x, y)

@@ -4,7 +4,8 @@ the one-pixel attack the report planned.
 - Defence-aware: ``RejectAwarePGD`` on DNR's and NR's model view (``as_model()``: logits
   [s_1 .. s_K, theta]), which lowers s_y - max_{l != y} s_l inside the L2 ball of each
   ``aware_eps`` while keeping the point out of the reject region; the notes' settings
-  (normalised gradient, step 0.1 doubled up to ``line_search`` times, ``aware_steps`` steps)
+  (normalised gradient, step ``aware_step`` doubled up to ``line_search`` times,
+  ``aware_steps`` steps)
   and their second start: each image also starts from the DNR training image (the attacker
   knows the defence's training data) of lowest objective, projected into its ball, keeping
   the run that ends lower. Beside it, on the same images, PGD L2 (``pgd_steps``) made
@@ -45,7 +46,7 @@ def defence_aware(cfg, inputs, ctx):
     for eps in cfg["aware_eps"]:
         transferred = x if eps == 0 else PGD(eps, steps=cfg["pgd_steps"], norm="l2",
                                              seed=cfg["seed"]).generate(model, x, y).x_adv
-        attack = RejectAwarePGD(eps, steps=cfg["aware_steps"], step=0.1,
+        attack = RejectAwarePGD(eps, steps=cfg["aware_steps"], step=cfg["aware_step"],
                                 line_search=cfg["line_search"], starts=starts)
         for name, option in options.items():
             aware = x if eps == 0 else attack.generate(option.as_model(), x, y).x_adv

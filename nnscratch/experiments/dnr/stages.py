@@ -37,8 +37,6 @@ from nnscratch.defenses.rejection import AtRejectRate, SoftmaxThreshold
 from nnscratch.defenses.svm import cross_validate_svm
 from nnscratch.experiments.common import accuracy, mean, mnist, train
 
-LAYERS = ("flatten_1", "relu_5", "relu_6")
-AUTHORS_SVMS = ((10.0, 1e-3), (10.0, 1e-2), (1.0, 1e-2))
 OPTIONS = ("cnn", "softmax", "nr", "dnr", "openmax")
 CURVES = {"fgsm_linf": "fgsm_eps", "pgd_linf": "pgd_linf_eps", "pgd_l2": "pgd_l2_eps"}
 
@@ -70,12 +68,13 @@ def svm_selection(cfg, inputs, ctx):
     """The layer SVMs' (C, gamma), chosen by cross-validation around the authors' values."""
     model = inputs["network"]["model"]
     x, y = dnr_training(cfg, cfg["selection_images"])
-    features = model.features(x, list(LAYERS))
-    chosen, tables = [], {}
-    for layer, (c, gamma) in zip(LAYERS, AUTHORS_SVMS):
-        grid = [(C, g) for C in (1.0, 10.0) for g in (gamma / 10, gamma, gamma * 10)]
+    features = model.features(x, list(cfg["dnr_layers"]))
+    chosen, tables, scale = [], {}, cfg["svm_gamma_scale"]
+    for layer, (c, gamma) in zip(cfg["dnr_layers"], cfg["authors_svms"]):
+        grid = [(C, g) for C in cfg["svm_grid_c"] for g in (gamma / scale, gamma, gamma * scale)]
         h = np.asarray(features[layer]).reshape(len(y), -1).astype(np.float64)
-        best, scores = cross_validate_svm(h, y, grid, folds=3, seed=cfg["seed"])
+        best, scores = cross_validate_svm(h, y, grid, folds=cfg["selection_folds"],
+                                          seed=cfg["seed"])
         chosen.append([float(best[0]), float(best[1])])
         tables[layer] = [[C, g, float(scores[(C, g)])] for C, g in grid]
         ctx.log(f"{layer}: C {best[0]:g}, gamma {best[1]:g} "
@@ -84,11 +83,13 @@ def svm_selection(cfg, inputs, ctx):
 
 
 def svm_options(cfg, layer_svms):
-    """NR and DNR, not fitted, with the layer SVMs' chosen (C, gamma)."""
-    rate = cfg["reject_rate"]
-    return {"nr": NeuralRejection("relu_6", *layer_svms[-1], reject_rate=rate),
-            "dnr": DeepNeuralRejection(LAYERS, tuple(map(tuple, layer_svms)),
-                                       folds=cfg["folds"], reject_rate=rate, seed=cfg["seed"])}
+    """NR (on the last of ``dnr_layers``) and DNR, not fitted, with the layer SVMs' chosen
+    (C, gamma) and the combiner's ``dnr_combiner``."""
+    rate, layers = cfg["reject_rate"], tuple(cfg["dnr_layers"])
+    return {"nr": NeuralRejection(layers[-1], *layer_svms[-1], reject_rate=rate),
+            "dnr": DeepNeuralRejection(layers, tuple(map(tuple, layer_svms)),
+                                       combiner=tuple(cfg["dnr_combiner"]), folds=cfg["folds"],
+                                       reject_rate=rate, seed=cfg["seed"])}
 
 
 def defences(cfg, inputs, ctx):
@@ -126,7 +127,7 @@ def reject_options(cfg, inputs):
     x_val, _ = mnist("validation", cfg["validation_images"])
     rate = cfg["reject_rate"]
     options = {"softmax": SoftmaxThreshold(rate),
-               "openmax": AtRejectRate(OpenMax(layer="relu_6",
+               "openmax": AtRejectRate(OpenMax(layer=cfg["openmax_layer"],
                                                tailsize=cfg["openmax_tailsize"]), rate)}
     for option in options.values():
         option.fit(model, x, y, x_val=x_val)
