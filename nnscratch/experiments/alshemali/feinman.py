@@ -24,6 +24,7 @@ from nnscratch import zoo
 from nnscratch.attacks import BIM, FGSM, JSMA
 from nnscratch.defenses.kde import KDEUncertaintyDetector
 from nnscratch.defenses.uncertainty import mc_uncertainty
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.experiments.common import accuracy, mean, mnist, train
 
 FEINMAN_ATTACKS = ("fgsm", "bim_a", "jsma")
@@ -87,14 +88,12 @@ def feinman(kind):
         model = inputs["feinman_network"]["model"]
         (x_fit, y_fit), (x_held, y_held) = correct_halves(cfg, model)
         attack = feinman_attack(kind, cfg)
-        adv_fit = attack.generate(model, x_fit, y_fit)
-        adv_held = attack.generate(model, x_held, y_held)
-        detector = fitted_detector(cfg, model, x_fit, y_fit, np.asarray(adv_fit.x_adv))
+        adv_fit = evaluate_attack(model, attack, x_fit, y_fit, batch=len(y_fit))
+        adv_held = evaluate_attack(model, attack, x_held, y_held, batch=len(y_held))
+        detector = fitted_detector(cfg, model, x_fit, y_fit, adv_fit.x_adv)
         out = {"images": len(y_fit) + len(y_held),
-               "success": mean(np.r_[np.asarray(adv_fit.success),
-                                     np.asarray(adv_held.success)]),
-               "mean_l2": mean(np.r_[np.asarray(adv_fit.norms["l2"]),
-                                     np.asarray(adv_held.norms["l2"])])}
+               "success": mean(np.r_[adv_fit.success, adv_held.success]),
+               "mean_l2": mean(np.r_[adv_fit.norms["l2"], adv_held.norms["l2"]])}
         for part, x, x_adv in (("fit", x_fit, adv_fit.x_adv), ("held_out", x_held, adv_held.x_adv)):
             x_adv = np.asarray(x_adv)
             density_clean, uncertainty_clean = detector.features(x)

@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 from nnscratch import zoo
 from nnscratch.attacks import BIM, FGSM, JSMA
 from nnscratch.defenses.uncertainty import UncertaintyCropDetector
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.experiments.common import accuracy, mean, mnist, train
 
 ATTACKS = ("fgsm", "jsma", "bim")
@@ -59,11 +60,11 @@ def halves(model, x, y):
     return x[:middle], y[:middle], x_source[correct], y_source[correct]
 
 
-def mixed_accuracy(model, x_clean, y_clean, x_adv, y_adv):
-    """The undefended accuracy on the mix of clean and adversarial images (Table 1)."""
-    correct = np.sum(np.asarray(model.predict(x_clean)) == y_clean)
-    correct += np.sum(np.asarray(model.predict(x_adv)) == y_adv)
-    return float(correct / (len(y_clean) + len(y_adv)))
+def mixed_accuracy(model, x_clean, y_clean, attacked):
+    """The undefended accuracy on the mix of clean images and the adversarials of the
+    ``Evaluation`` ``attacked`` (Table 1)."""
+    correct = np.sum(np.asarray(model.predict(x_clean)) == y_clean) + np.sum(attacked.robust)
+    return float(correct / (len(y_clean) + len(attacked.y)))
 
 
 def make_attack(kind, setting, cfg):
@@ -126,9 +127,9 @@ def adversarials(kind):
                                                   (xs_search, ys_search), target, cfg)
         else:
             def accuracy_at(setting):
-                x_adv = make_attack(kind, setting, cfg).generate(model, xs_search,
-                                                                 ys_search).x_adv
-                return mixed_accuracy(model, xc_search, yc_search, x_adv, ys_search)
+                attacked = evaluate_attack(model, make_attack(kind, setting, cfg), xs_search,
+                                           ys_search, batch=len(ys_search))
+                return mixed_accuracy(model, xc_search, yc_search, attacked)
             setting, measured, trace = bisect(accuracy_at, target, 0.0, cfg["max_eps"],
                                               cfg["bisection_steps"])
         ctx.log(f"{kind}: setting {setting:.4g} gives {100 * measured:.1f}% on the validation "
@@ -137,16 +138,15 @@ def adversarials(kind):
         val_adv = attack.generate(model, xs, ys)
         x, y = mnist("test", cfg["test_images"])
         x_clean, y_clean, x_source, y_source = halves(model, x, y)
-        test_adv = attack.generate(model, x_source, y_source)
-        success = np.asarray(test_adv.success, dtype=bool)
+        test_adv = evaluate_attack(model, attack, x_source, y_source, batch=len(y_source))
+        success = test_adv.success.astype(bool)
         return {"setting": float(setting), "validation_accuracy": measured, "trace": trace,
                 "validation_x_clean": xc, "validation_x_adv": np.asarray(val_adv.x_adv),
-                "x_adv": np.asarray(test_adv.x_adv), "y_adv": y_source,
+                "x_adv": test_adv.x_adv, "y_adv": y_source,
                 "failed": int(np.sum(~success)), "adversarials": len(success),
-                "mean_l2": mean(np.asarray(test_adv.norms["l2"])[success]),
-                "mean_l0": mean(np.asarray(test_adv.norms["l0"])[success]),
-                "table1_accuracy": mixed_accuracy(model, x_clean, y_clean,
-                                                  test_adv.x_adv, y_source)}
+                "mean_l2": mean(test_adv.norms["l2"][success]),
+                "mean_l0": mean(test_adv.norms["l0"][success]),
+                "table1_accuracy": mixed_accuracy(model, x_clean, y_clean, test_adv)}
 
     run.__name__ = f"adversarials_{kind}"
     return run

@@ -24,6 +24,7 @@ import numpy as np
 
 from nnscratch.attacks import PGD, OnePixel
 from nnscratch.attacks.reject_aware import RejectAwarePGD
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.experiments.common import mean, mnist
 from nnscratch.experiments.dnr.stages import dnr_training, fitted_svm_options, security_accuracy
 
@@ -70,17 +71,17 @@ def one_pixel(cfg, inputs, ctx):
     for pixels in cfg["one_pixel_pixels"]:
         attack = OnePixel(pixels, population=cfg["one_pixel_population"],
                           max_iterations=cfg["one_pixel_iterations"], seed=cfg["seed"])
-        on_network = attack.generate(model, x, y)
+        on_network = evaluate_attack(model, attack, x, y, batch=len(x))
         transferred = np.asarray(dnr.predict(on_network.x_adv))
-        on_dnr = attack.generate(dnr.as_model(), x, y)
-        direct = np.asarray(dnr.predict(on_dnr.x_adv))
+        on_dnr = evaluate_attack(dnr.as_model(), attack, x, y, batch=len(x))
+        direct = np.asarray(dnr.predict(on_dnr.x_adv))       # its decisions, -1 rejected
         out[f"pixels_{pixels}"] = {
-            "network": {"success": mean(np.asarray(on_network.success)),
-                        "queries": mean(np.asarray(on_network.queries))},
+            "network": {"success": mean(on_network.success),
+                        "queries": mean(on_network.queries)},
             "transfer": {"success": mean((transferred != y) & (transferred != -1)),
                          "rejected": mean(transferred == -1)},
             "dnr": {"success": mean((direct != y) & (direct != -1)),
                     "rejected": mean(direct == -1),
-                    "queries": mean(np.asarray(on_dnr.queries))}}
+                    "queries": mean(on_dnr.queries)}}
         ctx.log(f"{pixels} pixels: {out[f'pixels_{pixels}']}")
     return out

@@ -35,6 +35,7 @@ from nnscratch.defenses import OpenMax
 from nnscratch.defenses.dnr import DeepNeuralRejection, NeuralRejection
 from nnscratch.defenses.rejection import AtRejectRate, SoftmaxThreshold
 from nnscratch.defenses.svm import cross_validate_svm
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.experiments.common import accuracy, mean, mnist, train
 
 OPTIONS = ("cnn", "softmax", "nr", "dnr", "openmax")
@@ -148,7 +149,8 @@ def security_accuracy(labels, y, eps):
 
 def attacks(cfg, inputs, ctx):
     """FGSM (L-inf) and PGD (L-inf, L2) against the network at every configured size, on the
-    first ``attack_images`` test images: x_{curve}_{i} for the i-th size."""
+    first ``attack_images`` test images, all in one ``generate`` call (PGD's random starts are
+    drawn per call): x_{curve}_{i} for the i-th size."""
     model = inputs["network"]["model"]
     x, y = mnist("test", cfg["attack_images"])
     out = {}
@@ -159,9 +161,9 @@ def attacks(cfg, inputs, ctx):
             else:
                 norm = curve.split("_")[1]
                 attack = PGD(eps, steps=cfg["pgd_steps"], norm=norm, seed=cfg["seed"])
-            result = attack.generate(model, x, y)
-            out[f"x_{curve}_{i}"] = np.asarray(result.x_adv)
-            ctx.log(f"{curve} eps {eps:g}: success {mean(np.asarray(result.success)):.3f}")
+            outcome = evaluate_attack(model, attack, x, y, batch=len(x))
+            out[f"x_{curve}_{i}"] = outcome.x_adv
+            ctx.log(f"{curve} eps {eps:g}: success {mean(outcome.success):.3f}")
     return out
 
 
