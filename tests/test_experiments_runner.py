@@ -7,6 +7,7 @@ ends as an uninterrupted run does, outputs come back from the cache equal, and t
 folder is written whole or not at all.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -87,6 +88,23 @@ def test_a_changed_setting_recomputes_only_its_dependants(tmp_path, change, reco
     results = reproduce(tmp_path, variant(change.get("settings")), seed=change.get("seed", 0))
     assert set(study_toy.CALLS) == recomputed
     assert {stage["name"] for stage in results["stages"] if not stage["cached"]} == recomputed
+
+
+def test_a_bumped_stage_version_recomputes_the_stage_and_its_dependants_only(tmp_path):
+    """What a changed stage's code does to the cache (runner.py, "Code"): its version, bumped
+    as tests/test_stage_versions.py asks, recomputes it and the stages after it."""
+    reproduce(tmp_path)
+    study_toy.CALLS.clear()
+    data, train, evaluate = study_toy.STAGES
+    bumped = [data, dataclasses.replace(train, version=2), evaluate]
+    results = reproduce(tmp_path, variant(STAGES=bumped))
+    assert set(study_toy.CALLS) == {"train", "evaluate"}
+    assert [stage["cached"] for stage in results["stages"]] == [True, False, False]
+    study_toy.CALLS.clear()
+    reproduce(tmp_path, variant(STAGES=bumped))        # the new version is cached in turn
+    assert not study_toy.CALLS
+    with pytest.raises(ValueError, match="version must be an integer >= 1"):
+        reproduce(tmp_path, variant(STAGES=[dataclasses.replace(data, version=0)]))
 
 
 def test_each_stage_gets_only_the_settings_it_declares(tmp_path):
@@ -293,6 +311,7 @@ def test_the_hash_is_of_the_settings_not_of_their_order():
     assert hashed == runner.stage_hash("toy", "train", {"b": [1, 2], "a": 1}, ["e", "f"])
     assert hashed != runner.stage_hash("other", "train", {"a": 1, "b": [1, 2]}, ["e", "f"])
     assert hashed != runner.stage_hash("toy", "train", {"a": 1.5, "b": [1, 2]}, ["e", "f"])
+    assert hashed != runner.stage_hash("toy", "train", {"a": 1, "b": [1, 2]}, ["e", "f"], 2)
 
 
 # ------------------------------------------------------------------ nnscratch reproduce

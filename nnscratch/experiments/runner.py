@@ -1,6 +1,6 @@
 """The one small framework every study reproduction runs on: stages, their cache, the results.
 
-A study (``gunther.py`` and its siblings, or any object with these attributes) declares what
+A study (a sub-package such as ``gunther/``, or any object with these attributes) declares what
 it reproduces and does no file I/O of its own::
 
     NAME, TITLE, FULL_RUN       its name, what it reproduces, the full run's measured time and
@@ -23,10 +23,25 @@ nothing that changes a result. The output is a dict of NumPy
 arrays, trained ``Sequential`` models and JSON values (store.py).
 
 Hash: the SHA-256 of the canonical JSON (sorted keys, no spaces) of
-``[study name, stage name, cfg, sorted hashes of the stages it uses]``. It changes when a
-setting in the stage's slice changes or a stage upstream is recomputed with other settings,
-and only then: a changed setting recomputes the stages whose slice holds it and their
-dependants. Code is not hashed: after changing what a stage computes, delete its folders.
+``[study name, stage name, stage version, cfg, sorted hashes of the stages it uses]``. It
+changes when a setting in the stage's slice changes, when the stage's ``version`` is bumped,
+or when a stage upstream is recomputed for either reason, and only then: the stage and its
+dependants are recomputed, the others found in the cache.
+
+Code: a change to what a stage computes (a bug fixed in the stage, in the study's code or in
+the attacks and defences underneath) must leave no stale output, so the stage's ``version`` is
+in its hash, and tests/test_stage_versions.py holds a recorded fingerprint of the code each
+stage runs (the source of its module and of every nnscratch module it imports, directly or
+not, less comments, docstrings and blank lines): when that code changes, the test fails until
+the developer has bumped the version of each stage whose output changes and recorded the new
+fingerprints (``python tests/test_stage_versions.py``), so the decision is made, and shows in
+review. Hashing the code itself instead was weighed and not chosen: a hash of the stage's own
+module misses the fixes underneath it (a PGD bug fixed in attacks/), while a hash of all it
+imports recomputes every stage (hours of a full run) on any edit of the engine, most of which
+(a refactor, a faster kernel) change no result; a source hash also differs between Python
+versions if taken of the syntax tree, and cannot be taken at all where only bytecode is
+installed. A version is plain data: the same in an editable checkout and an installed
+package. (A new version, or this scheme itself, recomputes a full run's cached stages once.)
 
 Cache: ``cache_dir/STUDY/STAGE-HASH16/`` holds a finished stage's output, written through
 ``files.atomic_dir`` (store.py), so the folder exists only once complete: a stage whose
@@ -71,6 +86,7 @@ class Stage:
     run: Callable
     uses: tuple = ()        # names of earlier stages whose outputs it takes
     keys: tuple = ()        # the configuration entries it depends on (its config slice)
+    version: int = 1        # bumped when what it computes changes (see "Code" above)
 
 
 class ChecksFailed(AssertionError):
@@ -82,9 +98,10 @@ def canonical(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def stage_hash(study_name, stage_name, cfg, used_hashes):
-    """Hex SHA-256 of [study name, stage name, cfg, sorted hashes of the stages it uses]."""
-    text = canonical([study_name, stage_name, cfg, sorted(used_hashes)])
+def stage_hash(study_name, stage_name, cfg, used_hashes, version=1):
+    """Hex SHA-256 of [study name, stage name, version, cfg, sorted hashes of the stages it
+    uses]."""
+    text = canonical([study_name, stage_name, version, cfg, sorted(used_hashes)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -117,6 +134,9 @@ def study_config(study, quick):
             raise TypeError(f"{where}: STAGES must hold Stage objects")
         if isinstance(stage.uses, str) or isinstance(stage.keys, str):
             raise TypeError(f"{where}: uses and keys are tuples of names, e.g. ('epochs',)")
+        if isinstance(stage.version, bool) or not isinstance(stage.version, int) \
+                or stage.version < 1:
+            raise ValueError(f"{where}: version must be an integer >= 1, got {stage.version!r}")
         if not SAFE_NAME.match(stage.name) or stage.name in seen:
             raise ValueError(f"{where}: a stage name must be new, of letters, digits, '_' "
                              "and '-'")
@@ -178,14 +198,15 @@ def run_stages(study, config, seed, folder, lines):
         for number, stage in enumerate(study.STAGES, 1):
             cfg = stage_config(stage, config, seed)
             used = {name: hashes[name] for name in stage.uses}
-            hashes[stage.name] = stage_hash(study.NAME, stage.name, cfg, used.values())
+            hashes[stage.name] = stage_hash(study.NAME, stage.name, cfg, used.values(),
+                                            stage.version)
             stage_dir = folder / f"{stage.name}-{hashes[stage.name][:16]}"
             lines.begin(f"[{number}/{len(study.STAGES)}] {stage.name} ...")
             began = time.perf_counter()
             cached = stage_dir.exists()
             if not cached:
                 ctx = Context(stage_dir.with_name(stage_dir.name + ".checkpoints"), lines)
-                record = {"study": study.NAME, "stage": stage.name,
+                record = {"study": study.NAME, "stage": stage.name, "version": stage.version,
                           "hash": hashes[stage.name], "cfg": cfg, "uses": used}
                 computed = compute(stage, cfg, {name: outputs[name] for name in stage.uses},
                                    ctx, stage_dir, record)
