@@ -5,9 +5,9 @@ both detectors against attacks that know them.
 
     nnscratch reproduce alshemali [--quick]
 
-The stages are in ``alshemali_stages.py`` (LeNet, the mixed sets, Algorithm 1),
-``alshemali_feinman.py`` (Feinman et al.) and ``alshemali_adaptive.py``; the paper's numbers,
-tables and figures in ``alshemali_report.py``.
+The stages are in ``stages.py`` (LeNet, the mixed sets, Algorithm 1),
+``feinman.py`` (Feinman et al.) and ``adaptive.py``; the paper's numbers,
+tables and figures in ``report.py``.
 """
 
 from nnscratch.experiments.alshemali import report

@@ -1,7 +1,7 @@
 """The stages of the Alshemali, Graham & Kalita reproduction ("Toward Robust Image
 Classification"): LeNet with dropout, FGSM, JSMA and BIM mixed sets whose strengths are chosen
 on validation data, and the uncertainty + crop-vote detector of their Algorithm 1.
-``alshemali.py`` declares the stages, their settings and their order.
+``__init__.py`` declares the stages, their settings and their order.
 
 Choices the paper leaves open, and ours:
 

@@ -5,10 +5,10 @@ attack. The study Thanthulage's research report planned and did not finish.
 
     nnscratch reproduce dnr [--quick]
 
-The stages are in ``dnr_stages.py`` (network, SVM selection, attacks, evaluation) and
-``dnr_attacks.py`` (defence-aware, one pixel); the claims, tables and figures in
-``dnr_report.py``. The paper's curve values are not available (``shared/papers/dnr-notes.md``):
-its claims are the anchor, and ``tables.md`` says whether the run bears each out.
+The stages are in ``stages.py`` (network, SVM selection, attacks, evaluation) and
+``adaptive.py`` (defence-aware, one pixel); the claims, tables and figures in ``report.py``.
+Sotgiu et al. give their security evaluation curves as plots, without their values: the
+paper's claims are the anchor, and ``tables.md`` says whether the run bears each out.
 """
 
 from nnscratch.experiments.dnr import report

@@ -3,10 +3,9 @@ the one-pixel attack the report planned.
 
 - Defence-aware: ``RejectAwarePGD`` on DNR's and NR's model view (``as_model()``: logits
   [s_1 .. s_K, theta]), which lowers s_y - max_{l != y} s_l inside the L2 ball of each
-  ``aware_eps`` while keeping the point out of the reject region; the notes' settings
+  ``aware_eps`` while keeping the point out of the reject region; the authors' settings
   (normalised gradient, step ``aware_step`` doubled up to ``line_search`` times,
-  ``aware_steps`` steps)
-  and their second start: each image also starts from the DNR training image (the attacker
+  ``aware_steps`` steps) and their second start: each image also starts from the DNR training image (the attacker
   knows the defence's training data) of lowest objective, projected into its ball, keeping
   the run that ends lower. Beside it, on the same images, PGD L2 (``pgd_steps``) made
   against the network alone and shown to each option: the attack that does not know the

@@ -1,6 +1,6 @@
-"""The DNR study's tables and figures. Sotgiu et al.'s curve values are not available
-(``shared/papers/dnr-notes.md``), so the tables give the measured values and, for each claim
-of the paper, whether this run bears it out.
+"""The DNR study's tables and figures. Sotgiu et al. (2019) give their curves as plots without
+their values, so the tables give the measured values and, for each claim of the paper, whether
+this run bears it out.
 """
 
 import numpy as np

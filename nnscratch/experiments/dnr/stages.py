@@ -1,8 +1,8 @@
 """The stages of the Deep Neural Rejection study (Sotgiu et al. 2019, the defence Thanthulage's
-report was building towards; settings from ``shared/papers/dnr-notes.md``): ``dnr_cnn`` on one
-half of the training images, the reject options fitted on the other, their clean behaviour and
-their security evaluation curves. ``dnr.py`` declares the stages and their order; the attacks
-that need a fitted defence are in ``dnr_attacks.py``.
+report was building towards; settings from the paper and the authors' tutorial): ``dnr_cnn`` on
+one half of the training images, the reject options fitted on the other, their clean behaviour
+and their security evaluation curves. ``__init__.py`` declares the stages, their settings and
+their order; the attacks that need a fitted defence are in ``adaptive.py``.
 
 Choices left open, and ours:
 - Data: the network trains on the first half of the training images (less the validation
@@ -20,7 +20,7 @@ Choices left open, and ours:
   others', for 10% of clean validation images (``AtRejectRate``).
 - Attacks for the curves (FGSM and PGD, L-inf and L2) are made against the undefended network
   and then shown to every reject option: the same adversarials for all. The attack that knows
-  the defence is in ``dnr_attacks.py``.
+  the defence is in ``adaptive.py``.
 - Accuracy under attack, as the paper counts it: at eps 0 the plain accuracy (a rejected clean
   image is an error); for eps > 0 a rejected adversarial is a correct decision.
 """

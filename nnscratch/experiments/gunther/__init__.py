@@ -5,8 +5,8 @@ beyond the paper the same defences against an attacker who knows them.
 
     nnscratch reproduce gunther [--quick]
 
-The stages are in ``gunther_stages.py`` (and ``gunther_adaptive.py``), the paper's numbers,
-tables and figures in ``gunther_report.py``. The full run scales the paper's training down
+The stages are in ``stages.py`` (and ``adaptive.py``), the paper's numbers,
+tables and figures in ``report.py``. The full run scales the paper's training down
 (12 LeNet epochs instead of 100k Caffe iterations; fine-tuning on a part of the training set)
 so that it runs in about 21 minutes on 2 cores; ``tables.md`` says so under each table.
 """

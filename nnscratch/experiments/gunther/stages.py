@@ -1,5 +1,5 @@
 """The stages of the Günther, Rozsa & Boult reproduction ("On the Robustness of Deep Neural
-Networks", 2017); ``gunther.py`` declares them, their settings and their order.
+Networks", 2017); ``__init__.py`` declares them, their settings and their order.
 
 Every minimal adversarial here is the paper's: x + w * d with the smallest w that switches the
 class (``minimal=True``; HC towards a hot class). The network is Caffe's LeNet without dropout
@@ -112,7 +112,7 @@ def table1(network):
 def saturation(cfg, inputs, ctx):
     """Per network, the share of test images whose float32 softmax gives the predicted class
     probability exactly 1.0 (every other class below half a float32 ulp of 1). Not in the
-    paper: a measured clue to its identical FGS and FGV rates (see gunther_report)."""
+    paper: a measured clue to its identical FGS and FGV rates (see report.py)."""
     x, _ = mnist("test", cfg["test_images"])
     shares = {}
     for network in NETWORKS:
