@@ -19,8 +19,8 @@ the run's "seed", nothing else, so a stage cannot depend on a setting its hash i
 quick flag is not a setting: it only chooses the configuration, so a stage whose slice is the
 same in both runs computes the same output); ``inputs`` is {name: output} of the stages named
 in ``uses``; ``ctx`` is a ``Context`` (context.py: checkpoint_dir, progress, log), which holds
-nothing that changes a result. The output is a dict of NumPy
-arrays, trained ``Sequential`` models and JSON values (store.py).
+nothing that changes a result. The output is a dict of NumPy arrays, trained ``Sequential``
+models and JSON values (store.py).
 
 Hash: the SHA-256 of the canonical JSON (sorted keys, no spaces) of
 ``[study name, stage name, stage version, cfg, sorted hashes of the stages it uses]``. It
