@@ -369,3 +369,11 @@ def test_reproduce_exits_1_when_a_quick_runs_checks_fail(registry, monkeypatch, 
     monkeypatch.setattr(study_toy, "checks", lambda config, outputs: [("broken", False)])
     assert cli.main(["reproduce", "toy", "--quick"]) == 1
     assert "checks failed in the quick run: broken" in capsys.readouterr().err
+
+
+def test_the_studies_cite_papers_not_files_outside_the_repository():
+    """A user who installs nnscratch has neither the design notes nor the paper notes."""
+    package = TESTS.parent / "nnscratch" / "experiments"
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        assert "DESIGN.md" not in text and "shared/" not in text and "-notes.md" not in text, path

@@ -21,7 +21,7 @@ import numpy as np
 
 from nnscratch import metrics, zoo
 from nnscratch.attacks import FGSM, FGV, FoolingImages, HotCold
-from nnscratch.defenses import (FiveCropAverage, OpenMax, Preprocessed, Round, table2_transforms)
+from nnscratch.defenses import FiveCropAverage, OpenMax, Preprocessed, Round, table2_transforms
 from nnscratch.experiments.common import (accuracy, clone, mean, mnist, pass_scores, train)
 
 MINIMAL = {"fgs": lambda: FGSM(minimal=True), "fgv": lambda: FGV(minimal=True),
