@@ -5,12 +5,15 @@ the one-pixel attack the report planned.
   [s_1 .. s_K, theta]), which lowers s_y - max_{l != y} s_l inside the L2 ball of each
   ``aware_eps`` while keeping the point out of the reject region; the authors' settings
   (normalised gradient, step ``aware_step`` doubled up to ``line_search`` times,
-  ``aware_steps`` steps) and their second start: each image also starts from the DNR training image (the attacker
-  knows the defence's training data) of lowest objective, projected into its ball, keeping
-  the run that ends lower. Beside it, on the same images, PGD L2 (``pgd_steps``) made
-  against the network alone and shown to each option: the attack that does not know the
-  defence, which the defence-aware one should beat.
-  Accuracy as the paper counts it (a rejected adversarial is a correct decision).
+  ``aware_steps`` steps) and their second start: each image also starts from the DNR
+  training image (the attacker knows the defence's training data) of lowest objective,
+  projected into its ball, keeping the run that ends lower. Beside it, on the same images,
+  PGD L2 (``pgd_steps``) made against the network alone and shown to each option: the
+  attack that does not know the defence, which the defence-aware one should beat. Accuracy
+  as the paper counts it (a rejected adversarial is a correct decision). Neither goes
+  through ``evaluate_attack``: what is measured is the reject option's decision
+  (``option.predict``, -1 rejected), not the model's class, and one ``generate`` call each
+  gives the adversarials.
 - One pixel (Su et al.; 1, 3 and 5 pixels) on ``one_pixel_images`` test images the network
   classifies correctly, with a smaller differential evolution than the paper's (population
   ``one_pixel_population``, ``one_pixel_iterations`` generations) to fit 2 cores: against the
