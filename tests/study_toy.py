@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnscratch import attacks, data, training, zoo
-from nnscratch.experiments.runner import Row, Stage, Table
+from nnscratch.experiments.report import Row, Table
+from nnscratch.experiments.runner import Stage
 
 NAME = "toy"
 TITLE = "A toy study: small_cnn on digits, clean and under FGSM"

@@ -7,6 +7,7 @@ ends as an uninterrupted run does, outputs come back from the cache equal, and t
 folder is written whole or not at all.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from nnscratch import commands, experiments, files, io, zoo
-from nnscratch.experiments import runner, store
+from nnscratch.experiments import report, runner, store
 
 import study_toy
 
@@ -89,12 +90,29 @@ def test_a_changed_setting_recomputes_only_its_dependants(tmp_path, change, reco
     assert {stage["name"] for stage in results["stages"] if not stage["cached"]} == recomputed
 
 
+def test_a_bumped_stage_version_recomputes_the_stage_and_its_dependants_only(tmp_path):
+    """What a changed stage's code does to the cache (runner.py, "Code"): its version, bumped
+    as tests/test_stage_versions.py asks, recomputes it and the stages after it."""
+    reproduce(tmp_path)
+    study_toy.CALLS.clear()
+    data, train, evaluate = study_toy.STAGES
+    bumped = [data, dataclasses.replace(train, version=2), evaluate]
+    results = reproduce(tmp_path, variant(STAGES=bumped))
+    assert set(study_toy.CALLS) == {"train", "evaluate"}
+    assert [stage["cached"] for stage in results["stages"]] == [True, False, False]
+    study_toy.CALLS.clear()
+    reproduce(tmp_path, variant(STAGES=bumped))        # the new version is cached in turn
+    assert not study_toy.CALLS
+    with pytest.raises(ValueError, match="version must be an integer >= 1"):
+        reproduce(tmp_path, variant(STAGES=[dataclasses.replace(data, version=0)]))
+
+
 def test_each_stage_gets_only_the_settings_it_declares(tmp_path):
     reproduce(tmp_path, quick=True)
     assert study_toy.RECEIVED == {
-        "data": {"train_images": 120, "test_images": 60, "seed": 0, "quick": True},
-        "train": {"epochs": 2, "seed": 0, "quick": True},
-        "evaluate": {"eps": 0.1, "seed": 0, "quick": True}}
+        "data": {"train_images": 120, "test_images": 60, "seed": 0},
+        "train": {"epochs": 2, "seed": 0},
+        "evaluate": {"eps": 0.1, "seed": 0}}
 
 
 def test_a_stage_s_messages_come_under_its_line(tmp_path, capsys):
@@ -232,9 +250,9 @@ def test_tables_md_lists_the_differences_over_tolerance_with_their_reasons(tmp_p
     assert rows[2]["difference"] == 0 and rows[1]["difference"] is None
     assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(
         json.dumps(results))
-    tables = lambda config, outputs: [runner.Table("t", [runner.Row("x", np.float32(0.5))])]
+    tables = lambda config, outputs: [report.Table("t", [report.Row("x", np.float32(0.5))])]
     assert reproduce(tmp_path, variant(tables=tables))["tables"][0]["rows"][0]["measured"] == 0.5
-    tables = lambda config, outputs: [runner.Table("t", [runner.Row("x", None)])]
+    tables = lambda config, outputs: [report.Table("t", [report.Row("x", None)])]
     with pytest.raises(TypeError, match="row 'x': measured, paper and tolerance"):
         reproduce(tmp_path, variant(tables=tables))
     assert set(results["versions"]) == {"python", "numpy", "scipy", "matplotlib", "nnscratch"}
@@ -244,7 +262,7 @@ def test_tables_md_lists_the_differences_over_tolerance_with_their_reasons(tmp_p
 def test_results_json_is_strict_json_with_nan_as_null(tmp_path):
     """A cell with nothing to average is NaN; results.json writes it as null, not as the
     NaN token strict JSON readers reject."""
-    tables = lambda config, outputs: [runner.Table("t", [runner.Row("x", float("nan"), 1.0)])]
+    tables = lambda config, outputs: [report.Table("t", [report.Row("x", float("nan"), 1.0)])]
     reproduce(tmp_path, variant(tables=tables))
     text = (tmp_path / "out" / "results.json").read_text()
     assert "NaN" not in text
@@ -293,6 +311,7 @@ def test_the_hash_is_of_the_settings_not_of_their_order():
     assert hashed == runner.stage_hash("toy", "train", {"b": [1, 2], "a": 1}, ["e", "f"])
     assert hashed != runner.stage_hash("other", "train", {"a": 1, "b": [1, 2]}, ["e", "f"])
     assert hashed != runner.stage_hash("toy", "train", {"a": 1.5, "b": [1, 2]}, ["e", "f"])
+    assert hashed != runner.stage_hash("toy", "train", {"a": 1, "b": [1, 2]}, ["e", "f"], 2)
 
 
 # ------------------------------------------------------------------ nnscratch reproduce
@@ -350,3 +369,11 @@ def test_reproduce_exits_1_when_a_quick_runs_checks_fail(registry, monkeypatch, 
     monkeypatch.setattr(study_toy, "checks", lambda config, outputs: [("broken", False)])
     assert commands.main(["reproduce", "toy", "--quick"]) == 1
     assert "checks failed in the quick run: broken" in capsys.readouterr().err
+
+
+def test_the_studies_cite_papers_not_files_outside_the_repository():
+    """A user who installs nnscratch has neither the design notes nor the paper notes."""
+    package = TESTS.parent / "nnscratch" / "experiments"
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        assert "DESIGN.md" not in text and "shared/" not in text and "-notes.md" not in text, path

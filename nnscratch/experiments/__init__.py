@@ -1,7 +1,7 @@
-"""The studies ``nnscratch reproduce`` runs: one module per paper, on the framework in
+"""The studies ``nnscratch reproduce`` runs: one sub-package per paper, on the framework in
 ``runner.py`` (its docstring says what a study declares).
 
-``STUDIES`` maps each study's name to its module, imported only when the study is asked for
+``STUDIES`` maps each study's name to its package, imported only when the study is asked for
 (``load``), so that ``nnscratch reproduce --list`` can say which of them cannot be imported
 instead of failing on the first.
 """

@@ -39,11 +39,11 @@ class StageLines:
 
 
 class Context:
-    """What a stage's ``run`` gets besides its settings and inputs."""
+    """What a stage's ``run`` gets besides its settings and inputs: where to checkpoint, and
+    where to report. Nothing that changes a result: that is in the stage's ``cfg``, hashed."""
 
-    def __init__(self, checkpoint_dir, quick, seed, lines):
+    def __init__(self, checkpoint_dir, lines):
         self.checkpoint_dir = checkpoint_dir    # for fit(..., checkpoint_dir=, resume=True)
-        self.quick, self.seed = quick, seed
         self._lines = lines
 
     def progress(self, iterable, total=None, what=""):

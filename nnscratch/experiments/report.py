@@ -7,7 +7,8 @@
                      whose difference is over its tolerance, with the likely reason
     figures/*.png    the study's figures
 
-An existing folder is replaced only when it holds nothing but these (an earlier run's
+A study's ``tables`` returns ``Table``s of ``Row``s, defined here beside the code that renders
+them. An existing folder is replaced only when it holds nothing but these (an earlier run's
 results), so that ``--out`` can never delete a user's files.
 """
 
@@ -28,6 +29,25 @@ from nnscratch import files
 RESULT_FILES = ("results.json", "tables.md")
 FIGURES = "figures"
 FIGURE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of a paper's table: what was measured beside what the paper reports."""
+    label: str
+    measured: float
+    paper: float | None = None
+    unit: str = "%"             # "%": percentages in 0..100
+    tolerance: float = 3.0      # a difference above this gets a line under the table
+    reason: str = ""            # the likely reason it differs (scaled training, ...)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One of the paper's tables, reproduced: a Row per quantity."""
+    title: str
+    rows: list
+    note: str = ""              # e.g. "scaled: 3 epochs instead of 100k iterations"
 
 
 absolute = files.absolute      # the runner's name for it

@@ -1,6 +1,6 @@
 """The one small framework every study reproduction runs on: stages, their cache, the results.
 
-A study (``gunther.py`` and its siblings, or any object with these attributes) declares what
+A study (a sub-package such as ``gunther/``, or any object with these attributes) declares what
 it reproduces and does no file I/O of its own::
 
     NAME, TITLE, FULL_RUN       its name, what it reproduces, the full run's measured time and
@@ -15,16 +15,33 @@ where ``outputs`` is {stage name: output}.
 
 A stage is a named function ``run(cfg, inputs, ctx) -> output`` of its configuration slice
 and of earlier stages' outputs. ``cfg`` is {key: config[key] for key in stage.keys} plus
-"seed" and "quick", nothing else, so a stage cannot depend on a setting its hash ignores;
-``inputs`` is {name: output} of the stages named in ``uses``; ``ctx`` is a ``Context``
-(context.py: checkpoint_dir, quick, seed, progress, log). The output is a dict of NumPy
-arrays, trained ``Sequential`` models and JSON values (store.py).
+the run's "seed", nothing else, so a stage cannot depend on a setting its hash ignores (the
+quick flag is not a setting: it only chooses the configuration, so a stage whose slice is the
+same in both runs computes the same output); ``inputs`` is {name: output} of the stages named
+in ``uses``; ``ctx`` is a ``Context`` (context.py: checkpoint_dir, progress, log), which holds
+nothing that changes a result. The output is a dict of NumPy arrays, trained ``Sequential``
+models and JSON values (store.py).
 
 Hash: the SHA-256 of the canonical JSON (sorted keys, no spaces) of
-``[study name, stage name, cfg, sorted hashes of the stages it uses]``. It changes when a
-setting in the stage's slice changes or a stage upstream is recomputed with other settings,
-and only then: a changed setting recomputes the stages whose slice holds it and their
-dependants. Code is not hashed: after changing what a stage computes, delete its folders.
+``[study name, stage name, stage version, cfg, sorted hashes of the stages it uses]``. It
+changes when a setting in the stage's slice changes, when the stage's ``version`` is bumped,
+or when a stage upstream is recomputed for either reason, and only then: the stage and its
+dependants are recomputed, the others found in the cache.
+
+Code: a change to what a stage computes (a bug fixed in the stage, in the study's code or in
+the attacks and defences underneath) must leave no stale output, so the stage's ``version`` is
+in its hash, and tests/test_stage_versions.py holds a recorded fingerprint of the code each
+stage runs (the source of its module and of every nnscratch module it imports, directly or
+not, less comments, docstrings and blank lines): when that code changes, the test fails until
+the developer has bumped the version of each stage whose output changes and recorded the new
+fingerprints (``python tests/test_stage_versions.py``), so the decision is made, and shows in
+review. Hashing the code itself instead was weighed and not chosen: a hash of the stage's own
+module misses the fixes underneath it (a PGD bug fixed in attacks/), while a hash of all it
+imports recomputes every stage (hours of a full run) on any edit of the engine, most of which
+(a refactor, a faster kernel) change no result; a source hash also differs between Python
+versions if taken of the syntax tree, and cannot be taken at all where only bytecode is
+installed. A version is plain data: the same in an editable checkout and an installed
+package. (A new version, or this scheme itself, recomputes a full run's cached stages once.)
 
 Cache: ``cache_dir/STUDY/STAGE-HASH16/`` holds a finished stage's output, written through
 ``files.atomic_dir`` (store.py), so the folder exists only once complete: a stage whose
@@ -59,7 +76,7 @@ from nnscratch.experiments import report, store
 from nnscratch.experiments.context import Context, StageLines
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")      # study and stage folder names
-RESERVED = ("seed", "quick")                                 # added to every stage's cfg
+RESERVED = ("seed",)                                         # added to every stage's cfg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,25 +86,7 @@ class Stage:
     run: Callable
     uses: tuple = ()        # names of earlier stages whose outputs it takes
     keys: tuple = ()        # the configuration entries it depends on (its config slice)
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """One line of a paper's table: what was measured beside what the paper reports."""
-    label: str
-    measured: float
-    paper: float | None = None
-    unit: str = "%"             # "%": percentages in 0..100
-    tolerance: float = 3.0      # a difference above this gets a line under the table
-    reason: str = ""            # the likely reason it differs (scaled training, ...)
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-    """One of the paper's tables, reproduced: a Row per quantity."""
-    title: str
-    rows: list
-    note: str = ""              # e.g. "scaled: 3 epochs instead of 100k iterations"
+    version: int = 1        # bumped when what it computes changes (see "Code" above)
 
 
 class ChecksFailed(AssertionError):
@@ -99,15 +98,16 @@ def canonical(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def stage_hash(study_name, stage_name, cfg, used_hashes):
-    """Hex SHA-256 of [study name, stage name, cfg, sorted hashes of the stages it uses]."""
-    text = canonical([study_name, stage_name, cfg, sorted(used_hashes)])
+def stage_hash(study_name, stage_name, cfg, used_hashes, version=1):
+    """Hex SHA-256 of [study name, stage name, version, cfg, sorted hashes of the stages it
+    uses]."""
+    text = canonical([study_name, stage_name, version, cfg, sorted(used_hashes)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def stage_config(stage, config, quick, seed):
-    """The stage's ``cfg``: its slice of ``config``, "seed" and "quick"."""
-    return {**{key: config[key] for key in stage.keys}, "seed": seed, "quick": quick}
+def stage_config(stage, config, seed):
+    """The stage's ``cfg``: its slice of ``config`` and the run's "seed"."""
+    return {**{key: config[key] for key in stage.keys}, "seed": seed}
 
 
 def study_config(study, quick):
@@ -126,7 +126,7 @@ def study_config(study, quick):
     reserved = [key for key in RESERVED if key in config]
     if reserved:
         raise ValueError(f"study {name}: the configuration may not hold {reserved}: the "
-                         "runner gives every stage the run's seed and quick")
+                         "runner gives every stage the run's seed")
     seen = []
     for stage in study.STAGES:
         where = f"study {name}, stage {getattr(stage, 'name', stage)!r}"
@@ -134,6 +134,9 @@ def study_config(study, quick):
             raise TypeError(f"{where}: STAGES must hold Stage objects")
         if isinstance(stage.uses, str) or isinstance(stage.keys, str):
             raise TypeError(f"{where}: uses and keys are tuples of names, e.g. ('epochs',)")
+        if isinstance(stage.version, bool) or not isinstance(stage.version, int) \
+                or stage.version < 1:
+            raise ValueError(f"{where}: version must be an integer >= 1, got {stage.version!r}")
         if not SAFE_NAME.match(stage.name) or stage.name in seen:
             raise ValueError(f"{where}: a stage name must be new, of letters, digits, '_' "
                              "and '-'")
@@ -149,7 +152,8 @@ def study_config(study, quick):
 def numeric(table, study_name):
     """``table`` with its rows' measured, paper and tolerance as floats (a NumPy float32 would
     not go into JSON); a TypeError naming the row for one that is not a number."""
-    if not (isinstance(table, Table) and all(isinstance(row, Row) for row in table.rows)):
+    if not (isinstance(table, report.Table)
+            and all(isinstance(row, report.Row) for row in table.rows)):
         raise TypeError(f"study {study_name}: tables() must return Tables of Rows")
     rows = []
     for row in table.rows:
@@ -185,24 +189,24 @@ def compute(stage, cfg, inputs, ctx, folder, record):
     return output
 
 
-def run_stages(study, config, quick, seed, folder, lines):
+def run_stages(study, config, seed, folder, lines):
     """({stage name: output}, [per stage: name, hash, cached, seconds, compute_seconds])."""
     folder.mkdir(parents=True, exist_ok=True)
     outputs, hashes, records = {}, {}, []
     with files.locked(folder):
         files.remove_unfinished(folder)    # a killed run's staging folders; none is in use
         for number, stage in enumerate(study.STAGES, 1):
-            cfg = stage_config(stage, config, quick, seed)
+            cfg = stage_config(stage, config, seed)
             used = {name: hashes[name] for name in stage.uses}
-            hashes[stage.name] = stage_hash(study.NAME, stage.name, cfg, used.values())
+            hashes[stage.name] = stage_hash(study.NAME, stage.name, cfg, used.values(),
+                                            stage.version)
             stage_dir = folder / f"{stage.name}-{hashes[stage.name][:16]}"
             lines.begin(f"[{number}/{len(study.STAGES)}] {stage.name} ...")
             began = time.perf_counter()
             cached = stage_dir.exists()
             if not cached:
-                ctx = Context(stage_dir.with_name(stage_dir.name + ".checkpoints"), quick,
-                              seed, lines)
-                record = {"study": study.NAME, "stage": stage.name,
+                ctx = Context(stage_dir.with_name(stage_dir.name + ".checkpoints"), lines)
+                record = {"study": study.NAME, "stage": stage.name, "version": stage.version,
                           "hash": hashes[stage.name], "cfg": cfg, "uses": used}
                 computed = compute(stage, cfg, {name: outputs[name] for name in stage.uses},
                                    ctx, stage_dir, record)
@@ -239,7 +243,7 @@ def run_study(study, out_dir, quick=False, seed=0, cache_dir=None, progress=True
     files.refuse_unwritable(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     lines = StageLines(progress)
-    outputs, stages = run_stages(study, config, bool(quick), seed, cache / study.NAME, lines)
+    outputs, stages = run_stages(study, config, seed, cache / study.NAME, lines)
     tables = [numeric(table, study.NAME) for table in study.tables(config, outputs)]
     checks = [(str(what), bool(passed)) for what, passed in study.checks(config, outputs)]
     figures = study.figures(config, outputs)

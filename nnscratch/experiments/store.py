@@ -7,8 +7,8 @@ An output is a dict {name: value}, each name a Python identifier, each value one
     JSON: None, bool, int, float, str,   stage.json, under "values"
           lists and str-keyed dicts of them
 
-stage.json also keeps the stage's ``record`` (study, stage, hash, configuration slice, the
-hashes of the stages it used, how long it took) and the kind of every value. The folder is
+stage.json also keeps the stage's ``record`` (study, stage, version, hash, configuration slice,
+the hashes of the stages it used, how long it took) and the kind of every value. The folder is
 written through ``files.atomic_dir``, so it exists only once complete.
 
 What ``load`` returns equals what ``save`` was given: arrays of the same dtype, shape and

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnscratch.experiments.common import pct
-from nnscratch.experiments.runner import Row, Table
+from nnscratch.experiments.report import Row, Table
 
 NETWORK_NAMES = {"base": "LeNet", "finetune_fgs": "LeNet+FGS", "finetune_fgv": "LeNet+FGV",
                  "finetune_hc": "LeNet+HC"}

@@ -26,9 +26,9 @@ import numpy as np
 
 from nnscratch.attacks.iterative import project
 from nnscratch.defenses.uncertainty import UncertaintyCropDetector
-from nnscratch.experiments.alshemali_feinman import (correct_halves, feinman_attack,
+from nnscratch.experiments.alshemali.feinman import (correct_halves, feinman_attack,
                                                      fitted_detector)
-from nnscratch.experiments.alshemali_stages import (clean_flagged_accuracy, halves,
+from nnscratch.experiments.alshemali.stages import (clean_flagged_accuracy, halves,
                                                     outcome_counts)
 from nnscratch.experiments.common import mnist
 
@@ -111,14 +111,16 @@ def adaptive_uncertainty(cfg, inputs, ctx):
 
 
 def adaptive_feinman(cfg, inputs, ctx):
-    """PGD through Feinman's KDE term against BIM-A's budget (eps 0.3), on the held-out half."""
+    """PGD through Feinman's KDE term at BIM-A's budget (``feinman_bim_a``'s eps), on the
+    held-out half."""
     model = inputs["feinman_network"]["model"]
     (x_fit, y_fit), (x_held, y_held) = correct_halves(cfg, model)
-    fit_adv = feinman_attack("bim_a").generate(model, x_fit, y_fit)
+    fit_adv = feinman_attack("bim_a", cfg).generate(model, x_fit, y_fit)
     detector = fitted_detector(cfg, model, x_fit, y_fit, np.asarray(fit_adv.x_adv))
-    non_adaptive = np.asarray(feinman_attack("bim_a").generate(model, x_held, y_held).x_adv)
-    adaptive = kde_aware_pgd(model, detector, x_held, y_held, 0.3, cfg["adaptive_steps"])
-    out = {"images": len(y_held), "eps": 0.3,
+    non_adaptive = np.asarray(feinman_attack("bim_a", cfg).generate(model, x_held, y_held).x_adv)
+    eps = cfg["feinman_bim_a"]["eps"]
+    adaptive = kde_aware_pgd(model, detector, x_held, y_held, eps, cfg["adaptive_steps"])
+    out = {"images": len(y_held), "eps": eps,
            "non_adaptive": evaluate(detector.predict, x_held, y_held, non_adaptive, y_held),
            "adaptive": evaluate(detector.predict, x_held, y_held, adaptive, y_held),
            "adaptive_misclassified": float(np.mean(np.asarray(model.predict(adaptive)) != y_held))}

@@ -5,17 +5,17 @@ beyond the paper the same defences against an attacker who knows them.
 
     nnscratch reproduce gunther [--quick]
 
-The stages are in ``gunther_stages.py`` (and ``gunther_adaptive.py``), the paper's numbers,
-tables and figures in ``gunther_report.py``. The full run scales the paper's training down
+The stages are in ``stages.py`` (and ``adaptive.py``), the paper's numbers,
+tables and figures in ``report.py``. The full run scales the paper's training down
 (12 LeNet epochs instead of 100k Caffe iterations; fine-tuning on a part of the training set)
 so that it runs in about 21 minutes on 2 cores; ``tables.md`` says so under each table.
 """
 
 import numpy as np
 
-from nnscratch.experiments import gunther_report
-from nnscratch.experiments.gunther_adaptive import adaptive
-from nnscratch.experiments.gunther_stages import (NETWORKS, aliasing, base, blurred, finetune,
+from nnscratch.experiments.gunther import report
+from nnscratch.experiments.gunther.adaptive import adaptive
+from nnscratch.experiments.gunther.stages import (NETWORKS, aliasing, base, blurred, finetune,
                                                   fooling, openmax, preprocessing, saturation,
                                                   table1, test_adversarials)
 from nnscratch.experiments.runner import Stage
@@ -79,11 +79,11 @@ def config(quick):
 
 
 def tables(config, outputs):
-    return gunther_report.tables(config, outputs)
+    return report.tables(config, outputs)
 
 
 def figures(config, outputs):
-    return gunther_report.figures(config, outputs)
+    return report.figures(config, outputs)
 
 
 def checks(config, outputs):

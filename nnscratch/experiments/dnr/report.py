@@ -1,14 +1,14 @@
-"""The DNR study's tables and figures. Sotgiu et al.'s curve values are not available
-(``shared/papers/dnr-notes.md``), so the tables give the measured values and, for each claim
-of the paper, whether this run bears it out.
+"""The DNR study's tables and figures. Sotgiu et al. (2019) give their curves as plots without
+their values, so the tables give the measured values and, for each claim of the paper, whether
+this run bears it out.
 """
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from nnscratch.experiments.common import pct
-from nnscratch.experiments.dnr_stages import CURVES, OPTIONS
-from nnscratch.experiments.runner import Row, Table
+from nnscratch.experiments.dnr.stages import CURVES, OPTIONS
+from nnscratch.experiments.report import Row, Table
 
 NAMES = {"cnn": "undefended CNN", "softmax": "softmax threshold", "nr": "NR",
          "dnr": "DNR", "openmax": "OpenMax"}
@@ -48,8 +48,9 @@ def clean_table(config, outputs):
             f"on {config['train_images'] // 2} training images; DNR, NR and OpenMax fitted on "
             f"{config['dnr_images']} others; thresholds for {pct(config['reject_rate']):.0f}% "
             f"rejection on {config['validation_images']} validation images. Layer SVMs "
-            f"(flatten_1, relu_5, relu_6) chosen by 3-fold cross-validation: {svms}; combiner "
-            "C 0.1, gamma 1 on 5-fold out-of-fold scores.")
+            f"({', '.join(config['dnr_layers'])}) chosen by {config['selection_folds']}-fold "
+            f"cross-validation: {svms}; combiner C {config['dnr_combiner'][0]:g}, gamma "
+            f"{config['dnr_combiner'][1]:g} on {config['folds']}-fold out-of-fold scores.")
     return Table("Clean images: rejection and accuracy of each reject option", rows, note)
 
 
@@ -78,7 +79,8 @@ def aware_table(config, outputs):
                                 unit=f"% ({pct(point['transfer_rejected']):.1f}% rejected)"))
     return Table("The defence-aware attack (Sotgiu et al.)", rows,
                  f"{config['aware_images']} test images; {config['aware_steps']} steps of the "
-                 f"normalised gradient from 0.1, doubled up to {config['line_search']} times, "
+                 f"normalised gradient from {config['aware_step']:g}, doubled up to "
+                 f"{config['line_search']} times, "
                  f"from the image and from the DNR training image of lowest objective (the "
                  f"better run kept); beside it PGD L2 ({config['pgd_steps']} steps) made "
                  "against the network alone. A rejected adversarial counts as correct.")

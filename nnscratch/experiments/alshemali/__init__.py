@@ -5,15 +5,15 @@ both detectors against attacks that know them.
 
     nnscratch reproduce alshemali [--quick]
 
-The stages are in ``alshemali_stages.py`` (LeNet, the mixed sets, Algorithm 1),
-``alshemali_feinman.py`` (Feinman et al.) and ``alshemali_adaptive.py``; the paper's numbers,
-tables and figures in ``alshemali_report.py``.
+The stages are in ``stages.py`` (LeNet, the mixed sets, Algorithm 1),
+``feinman.py`` (Feinman et al.) and ``adaptive.py``; the paper's numbers,
+tables and figures in ``report.py``.
 """
 
-from nnscratch.experiments import alshemali_report
-from nnscratch.experiments.alshemali_adaptive import adaptive_feinman, adaptive_uncertainty
-from nnscratch.experiments.alshemali_feinman import FEINMAN_ATTACKS, feinman, feinman_network
-from nnscratch.experiments.alshemali_stages import ATTACKS, adversarials, detector, lenet
+from nnscratch.experiments.alshemali import report
+from nnscratch.experiments.alshemali.adaptive import adaptive_feinman, adaptive_uncertainty
+from nnscratch.experiments.alshemali.feinman import FEINMAN_ATTACKS, feinman, feinman_network
+from nnscratch.experiments.alshemali.stages import ATTACKS, adversarials, detector, lenet
 from nnscratch.experiments.runner import Stage
 
 NAME = "alshemali"
@@ -23,9 +23,10 @@ FULL_RUN = ("about 45 minutes on 2 cores (2026-11-22, x86_64, NumPy's OpenBLAS):
             "measured, of which feinman_cnn's training took 2,756 s beside another run (its "
             "epochs take about 75 s alone) and LeNet's 383 s in an earlier run")
 
-TRAINING = ("train_images", "epochs", "test_images")
+TRAINING = ("train_images", "epochs", "test_images", "dropout")
 STRENGTHS = ("test_images", "validation_images", "calibration_images", "table1_targets",
-             "max_eps", "bisection_steps", "jsma_max_gamma")
+             "max_eps", "bisection_steps", "jsma_max_gamma", "bim_steps", "bim_step_divisor",
+             "jsma_theta")
 DETECTOR = ("test_images", "mc_samples", "votes", "crop")
 FEINMAN_TRAINING = ("train_images", "test_images", "feinman_epochs")
 FEINMAN = ("train_images", "test_images", "feinman_epochs", "feinman_images", "mc_samples")
@@ -38,13 +39,13 @@ STAGES = [
       for kind in ATTACKS],
     *[Stage(f"detector_{kind}", detector(kind), uses=("lenet", f"adversarials_{kind}"),
             keys=DETECTOR) for kind in ATTACKS],
-    *[Stage(f"feinman_{kind}", feinman(kind), uses=("feinman_network",), keys=FEINMAN)
-      for kind in FEINMAN_ATTACKS],
+    *[Stage(f"feinman_{kind}", feinman(kind), uses=("feinman_network",),
+            keys=FEINMAN + (f"feinman_{kind}",)) for kind in FEINMAN_ATTACKS],
     Stage("adaptive_uncertainty", adaptive_uncertainty,
           uses=("lenet", "adversarials_fgsm", "adversarials_bim", "detector_fgsm",
                 "detector_bim"), keys=DETECTOR + ADAPTIVE),
     Stage("adaptive_feinman", adaptive_feinman, uses=("feinman_network",),
-          keys=FEINMAN + ADAPTIVE),
+          keys=FEINMAN + ADAPTIVE + ("feinman_bim_a",)),
 ]
 
 
@@ -52,13 +53,25 @@ def config(quick):
     """Every setting. Full: LeNet 12 epochs and feinman_cnn 10 epochs on the 55,000 training
     images, the 10,000 test images in two halves (the paper's 50/50 mixes of about 10,000),
     strengths chosen on 2,000 + 2,000 of the 5,000 validation images. Quick: the same stages on
-    a few thousand images, minutes on 2 cores."""
+    a few thousand images, minutes on 2 cores.
+
+    The attacks' constants, with their sources: dropout 0.5 after the last pooling and after
+    ip1 (Alshemali et al.'s LeNet); BIM ``bim_steps`` 10 steps of eps / ``bim_step_divisor``
+    6, cleverhans 2.0's defaults (eps 0.3, eps_iter 0.05, nb_iter 10) scaled together, the
+    library the paper used; JSMA ``jsma_theta`` +1 (Papernot et al.: pixels raised). Feinman
+    et al.'s attacks (``feinman_fgsm``, ``feinman_bim_a``, ``feinman_jsma``), from their
+    released code as their paper gives none: FGSM eps 0.3; BIM-A eps 0.3 in 50 steps of 0.01,
+    each image stopping at its first misclassification; JSMA theta 1, gamma 0.1. The adaptive
+    attack on Feinman's detector uses BIM-A's eps as its budget."""
     full = {"train_images": 55_000, "epochs": 12, "test_images": 10_000,
             "validation_images": 5_000, "calibration_images": 2_000,
             "table1_targets": {"fgsm": 0.59, "jsma": 0.52, "bim": 0.50},
             "max_eps": 0.5, "bisection_steps": 12, "jsma_max_gamma": 0.2,
+            "dropout": 0.5, "bim_steps": 10, "bim_step_divisor": 6, "jsma_theta": 1.0,
             "mc_samples": 50, "votes": 4, "crop": 24,
             "feinman_epochs": 10, "feinman_images": 1_000,
+            "feinman_fgsm": {"eps": 0.3}, "feinman_bim_a": {"eps": 0.3, "step": 0.01, "steps": 50},
+            "feinman_jsma": {"theta": 1.0, "gamma": 0.1},
             "adaptive_images": 500, "adaptive_steps": 40, "eot_samples": 8,
             "uncertainty_weight": 1.0}
     if not quick:
@@ -70,11 +83,11 @@ def config(quick):
 
 
 def tables(config, outputs):
-    return alshemali_report.tables(config, outputs)
+    return report.tables(config, outputs)
 
 
 def figures(config, outputs):
-    return alshemali_report.figures(config, outputs)
+    return report.figures(config, outputs)
 
 
 def checks(config, outputs):

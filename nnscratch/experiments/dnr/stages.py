@@ -1,8 +1,8 @@
 """The stages of the Deep Neural Rejection study (Sotgiu et al. 2019, the defence Thanthulage's
-report was building towards; settings from ``shared/papers/dnr-notes.md``): ``dnr_cnn`` on one
-half of the training images, the reject options fitted on the other, their clean behaviour and
-their security evaluation curves. ``dnr.py`` declares the stages and their order; the attacks
-that need a fitted defence are in ``dnr_attacks.py``.
+report was building towards; settings from the paper and the authors' tutorial): ``dnr_cnn`` on
+one half of the training images, the reject options fitted on the other, their clean behaviour
+and their security evaluation curves. ``__init__.py`` declares the stages, their settings and
+their order; the attacks that need a fitted defence are in ``adaptive.py``.
 
 Choices left open, and ours:
 - Data: the network trains on the first half of the training images (less the validation
@@ -20,7 +20,7 @@ Choices left open, and ours:
   others', for 10% of clean validation images (``AtRejectRate``).
 - Attacks for the curves (FGSM and PGD, L-inf and L2) are made against the undefended network
   and then shown to every reject option: the same adversarials for all. The attack that knows
-  the defence is in ``dnr_attacks.py``.
+  the defence is in ``adaptive.py``.
 - Accuracy under attack, as the paper counts it: at eps 0 the plain accuracy (a rejected clean
   image is an error); for eps > 0 a rejected adversarial is a correct decision.
 """
@@ -35,10 +35,9 @@ from nnscratch.defenses import OpenMax
 from nnscratch.defenses.dnr import DeepNeuralRejection, NeuralRejection
 from nnscratch.defenses.rejection import AtRejectRate, SoftmaxThreshold
 from nnscratch.defenses.svm import cross_validate_svm
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.experiments.common import accuracy, mean, mnist, train
 
-LAYERS = ("flatten_1", "relu_5", "relu_6")
-AUTHORS_SVMS = ((10.0, 1e-3), (10.0, 1e-2), (1.0, 1e-2))
 OPTIONS = ("cnn", "softmax", "nr", "dnr", "openmax")
 CURVES = {"fgsm_linf": "fgsm_eps", "pgd_linf": "pgd_linf_eps", "pgd_l2": "pgd_l2_eps"}
 
@@ -59,7 +58,8 @@ def dnr_training(cfg, count):
 def network(cfg, inputs, ctx):
     """dnr_cnn trained on the first half of the training images."""
     model = zoo.build("dnr_cnn", seed=cfg["seed"])
-    history = train(model, "dnr_cnn", halves(cfg["train_images"])[0], ctx, cfg["epochs"])
+    history = train(model, "dnr_cnn", halves(cfg["train_images"])[0], ctx, cfg["epochs"],
+                    cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}
@@ -69,12 +69,13 @@ def svm_selection(cfg, inputs, ctx):
     """The layer SVMs' (C, gamma), chosen by cross-validation around the authors' values."""
     model = inputs["network"]["model"]
     x, y = dnr_training(cfg, cfg["selection_images"])
-    features = model.features(x, list(LAYERS))
-    chosen, tables = [], {}
-    for layer, (c, gamma) in zip(LAYERS, AUTHORS_SVMS):
-        grid = [(C, g) for C in (1.0, 10.0) for g in (gamma / 10, gamma, gamma * 10)]
+    features = model.features(x, list(cfg["dnr_layers"]))
+    chosen, tables, scale = [], {}, cfg["svm_gamma_scale"]
+    for layer, (c, gamma) in zip(cfg["dnr_layers"], cfg["authors_svms"]):
+        grid = [(C, g) for C in cfg["svm_grid_c"] for g in (gamma / scale, gamma, gamma * scale)]
         h = np.asarray(features[layer]).reshape(len(y), -1).astype(np.float64)
-        best, scores = cross_validate_svm(h, y, grid, folds=3, seed=cfg["seed"])
+        best, scores = cross_validate_svm(h, y, grid, folds=cfg["selection_folds"],
+                                          seed=cfg["seed"])
         chosen.append([float(best[0]), float(best[1])])
         tables[layer] = [[C, g, float(scores[(C, g)])] for C, g in grid]
         ctx.log(f"{layer}: C {best[0]:g}, gamma {best[1]:g} "
@@ -83,11 +84,13 @@ def svm_selection(cfg, inputs, ctx):
 
 
 def svm_options(cfg, layer_svms):
-    """NR and DNR, not fitted, with the layer SVMs' chosen (C, gamma)."""
-    rate = cfg["reject_rate"]
-    return {"nr": NeuralRejection("relu_6", *layer_svms[-1], reject_rate=rate),
-            "dnr": DeepNeuralRejection(LAYERS, tuple(map(tuple, layer_svms)),
-                                       folds=cfg["folds"], reject_rate=rate, seed=cfg["seed"])}
+    """NR (on the last of ``dnr_layers``) and DNR, not fitted, with the layer SVMs' chosen
+    (C, gamma) and the combiner's ``dnr_combiner``."""
+    rate, layers = cfg["reject_rate"], tuple(cfg["dnr_layers"])
+    return {"nr": NeuralRejection(layers[-1], *layer_svms[-1], reject_rate=rate),
+            "dnr": DeepNeuralRejection(layers, tuple(map(tuple, layer_svms)),
+                                       combiner=tuple(cfg["dnr_combiner"]), folds=cfg["folds"],
+                                       reject_rate=rate, seed=cfg["seed"])}
 
 
 def defences(cfg, inputs, ctx):
@@ -125,7 +128,7 @@ def reject_options(cfg, inputs):
     x_val, _ = mnist("validation", cfg["validation_images"])
     rate = cfg["reject_rate"]
     options = {"softmax": SoftmaxThreshold(rate),
-               "openmax": AtRejectRate(OpenMax(layer="relu_6",
+               "openmax": AtRejectRate(OpenMax(layer=cfg["openmax_layer"],
                                                tailsize=cfg["openmax_tailsize"]), rate)}
     for option in options.values():
         option.fit(model, x, y, x_val=x_val)
@@ -146,7 +149,8 @@ def security_accuracy(labels, y, eps):
 
 def attacks(cfg, inputs, ctx):
     """FGSM (L-inf) and PGD (L-inf, L2) against the network at every configured size, on the
-    first ``attack_images`` test images: x_{curve}_{i} for the i-th size."""
+    first ``attack_images`` test images, all in one ``generate`` call (PGD's random starts are
+    drawn per call): x_{curve}_{i} for the i-th size."""
     model = inputs["network"]["model"]
     x, y = mnist("test", cfg["attack_images"])
     out = {}
@@ -157,9 +161,9 @@ def attacks(cfg, inputs, ctx):
             else:
                 norm = curve.split("_")[1]
                 attack = PGD(eps, steps=cfg["pgd_steps"], norm=norm, seed=cfg["seed"])
-            result = attack.generate(model, x, y)
-            out[f"x_{curve}_{i}"] = np.asarray(result.x_adv)
-            ctx.log(f"{curve} eps {eps:g}: success {mean(np.asarray(result.success)):.3f}")
+            outcome = evaluate_attack(model, attack, x, y, batch=len(x))
+            out[f"x_{curve}_{i}"] = outcome.x_adv
+            ctx.log(f"{curve} eps {eps:g}: success {mean(outcome.success):.3f}")
     return out
 
 

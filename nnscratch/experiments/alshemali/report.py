@@ -9,10 +9,10 @@ Feinman et al.'s ROC-AUC.
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnscratch.experiments.alshemali_feinman import FEINMAN_ATTACKS
-from nnscratch.experiments.alshemali_stages import ATTACKS
+from nnscratch.experiments.alshemali.feinman import FEINMAN_ATTACKS
+from nnscratch.experiments.alshemali.stages import ATTACKS
 from nnscratch.experiments.common import pct
-from nnscratch.experiments.runner import Row, Table
+from nnscratch.experiments.report import Row, Table
 
 NAMES = {"fgsm": "FGSM", "jsma": "JSMA", "bim": "BIM", "bim_a": "BIM-A"}
 PAPER_TABLE1 = {"fgsm": 59.0, "jsma": 52.0, "bim": 50.0}
@@ -49,12 +49,14 @@ def table1(config, outputs):
                         made["failed"], unit=f"of {made['adversarials']}"))
         rows.append(Row(f"{NAMES[kind]}: mean L2 of the successful perturbations",
                         made["mean_l2"], unit="L2"))
-    note = (f"LeNet with dropout 0.5: {pct(outputs['lenet']['test_accuracy']):.2f}% on the "
+    note = (f"LeNet with dropout {config['dropout']:g}: "
+            f"{pct(outputs['lenet']['test_accuracy']):.2f}% on the "
             f"{config['test_images']} test images (the paper: 98%). Clean images: the first "
             "half of the test images; adversarials: made from the correctly classified images "
             "of the second half. Strengths chosen by bisection (JSMA: truncation of one run) "
             f"on {config['calibration_images']} + {config['calibration_images']} validation "
-            "images; BIM runs 10 steps of eps / 6 (cleverhans 2.0's ratio).")
+            f"images; BIM runs {config['bim_steps']} steps of eps / "
+            f"{config['bim_step_divisor']:g} (cleverhans 2.0's ratio).")
     return Table("Table 1: accuracy of the undefended network on the 50/50 mixes", rows, note)
 
 
@@ -124,10 +126,13 @@ def feinman_table(config, outputs):
                                 pct(measured[part][key])))
         rows.append(Row(f"{NAMES[kind]}: attack success on feinman_cnn", pct(measured["success"])))
     accuracy = pct(outputs["feinman_network"]["test_accuracy"])
+    fgsm, bim_a, jsma = (config[f"feinman_{kind}"] for kind in ("fgsm", "bim_a", "jsma"))
     return Table("Feinman et al.'s detector (feinman_cnn) and the uncertainty score on the same "
                  "images", rows,
-                 f"feinman_cnn: {accuracy:.2f}% on the test images. FGSM eps 0.3; BIM-A eps 0.3, "
-                 "steps of 0.01; JSMA theta 1, gamma 0.1 (Feinman et al.'s code).")
+                 f"feinman_cnn: {accuracy:.2f}% on the test images. FGSM eps "
+                 f"{fgsm['eps']:g}; BIM-A eps {bim_a['eps']:g}, steps of {bim_a['step']:g}; "
+                 f"JSMA theta {jsma['theta']:g}, gamma {jsma['gamma']:g} (Feinman et al.'s "
+                 "code).")
 
 
 def adaptive_table(config, outputs):

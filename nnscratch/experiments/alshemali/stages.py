@@ -1,7 +1,7 @@
 """The stages of the Alshemali, Graham & Kalita reproduction ("Toward Robust Image
 Classification"): LeNet with dropout, FGSM, JSMA and BIM mixed sets whose strengths are chosen
 on validation data, and the uncertainty + crop-vote detector of their Algorithm 1.
-``alshemali.py`` declares the stages, their settings and their order.
+``__init__.py`` declares the stages, their settings and their order.
 
 Choices the paper leaves open, and ours:
 
@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 from nnscratch import zoo
 from nnscratch.attacks import BIM, FGSM, JSMA
 from nnscratch.defenses.uncertainty import UncertaintyCropDetector
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.experiments.common import accuracy, mean, mnist, train
 
 ATTACKS = ("fgsm", "jsma", "bim")
@@ -40,9 +41,11 @@ PIXELS = 28 * 28
 
 
 def lenet(cfg, inputs, ctx):
-    """LeNet with dropout 0.5, trained on the training images less the validation split."""
-    model = zoo.build("lenet", seed=cfg["seed"], dropout=0.5)
-    history = train(model, "lenet", mnist("train-rest", cfg["train_images"]), ctx, cfg["epochs"])
+    """LeNet with dropout ``dropout``, trained on the training images less the validation
+    split."""
+    model = zoo.build("lenet", seed=cfg["seed"], dropout=cfg["dropout"])
+    history = train(model, "lenet", mnist("train-rest", cfg["train_images"]), ctx, cfg["epochs"],
+                    cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}
@@ -57,19 +60,21 @@ def halves(model, x, y):
     return x[:middle], y[:middle], x_source[correct], y_source[correct]
 
 
-def mixed_accuracy(model, x_clean, y_clean, x_adv, y_adv):
-    """The undefended accuracy on the mix of clean and adversarial images (Table 1)."""
-    correct = np.sum(np.asarray(model.predict(x_clean)) == y_clean)
-    correct += np.sum(np.asarray(model.predict(x_adv)) == y_adv)
-    return float(correct / (len(y_clean) + len(y_adv)))
+def mixed_accuracy(model, x_clean, y_clean, attacked):
+    """The undefended accuracy on the mix of clean images and the adversarials of the
+    ``Evaluation`` ``attacked`` (Table 1)."""
+    correct = np.sum(np.asarray(model.predict(x_clean)) == y_clean) + np.sum(attacked.robust)
+    return float(correct / (len(y_clean) + len(attacked.y)))
 
 
-def make_attack(kind, setting):
+def make_attack(kind, setting, cfg):
+    """``kind`` at strength ``setting`` (FGSM's and BIM's eps, JSMA's gamma); BIM takes
+    ``bim_steps`` steps of eps / ``bim_step_divisor``, JSMA changes pixels by ``jsma_theta``."""
     if kind == "fgsm":
         return FGSM(setting)
     if kind == "bim":
-        return BIM(setting, step=setting / 6, steps=10)
-    return JSMA(theta=1.0, gamma=setting, targeted=False)
+        return BIM(setting, step=setting / cfg["bim_step_divisor"], steps=cfg["bim_steps"])
+    return JSMA(theta=cfg["jsma_theta"], gamma=setting, targeted=False)
 
 
 def bisect(accuracy_at, target, low, high, iterations):
@@ -85,12 +90,13 @@ def bisect(accuracy_at, target, low, high, iterations):
     return setting, measured, trace
 
 
-def jsma_gamma(model, clean, source, target, max_gamma):
-    """JSMA's gamma from one run at ``max_gamma``: the largest gamma whose accuracy is still
-    at least the target's, among the cut-offs of 2, 4, ... pixels. (setting, accuracy, trace)."""
+def jsma_gamma(model, clean, source, target, cfg):
+    """JSMA's gamma from one run at ``jsma_max_gamma``: the gamma whose accuracy comes closest
+    to the target's, among the cut-offs of 2, 4, ... pixels. (setting, accuracy, trace)."""
     x_clean, y_clean = clean
     x_source, y_source = source
-    result = make_attack("jsma", max_gamma).generate(model, x_source, y_source)
+    max_gamma = cfg["jsma_max_gamma"]
+    result = make_attack("jsma", max_gamma, cfg).generate(model, x_source, y_source)
     steps = np.asarray(result.info["steps"])
     success = np.asarray(result.success, dtype=bool)
     clean_correct = np.sum(np.asarray(model.predict(x_clean)) == y_clean)
@@ -118,30 +124,29 @@ def adversarials(kind):
         xc_search, yc_search = xc[:search], yc[:search]
         if kind == "jsma":
             setting, measured, trace = jsma_gamma(model, (xc_search, yc_search),
-                                                  (xs_search, ys_search), target,
-                                                  cfg["jsma_max_gamma"])
+                                                  (xs_search, ys_search), target, cfg)
         else:
             def accuracy_at(setting):
-                x_adv = make_attack(kind, setting).generate(model, xs_search, ys_search).x_adv
-                return mixed_accuracy(model, xc_search, yc_search, x_adv, ys_search)
+                attacked = evaluate_attack(model, make_attack(kind, setting, cfg), xs_search,
+                                           ys_search, batch=len(ys_search))
+                return mixed_accuracy(model, xc_search, yc_search, attacked)
             setting, measured, trace = bisect(accuracy_at, target, 0.0, cfg["max_eps"],
                                               cfg["bisection_steps"])
         ctx.log(f"{kind}: setting {setting:.4g} gives {100 * measured:.1f}% on the validation "
                 f"mix (target {100 * target:.0f}%)")
-        attack = make_attack(kind, setting)
+        attack = make_attack(kind, setting, cfg)
         val_adv = attack.generate(model, xs, ys)
         x, y = mnist("test", cfg["test_images"])
         x_clean, y_clean, x_source, y_source = halves(model, x, y)
-        test_adv = attack.generate(model, x_source, y_source)
-        success = np.asarray(test_adv.success, dtype=bool)
+        test_adv = evaluate_attack(model, attack, x_source, y_source, batch=len(y_source))
+        success = test_adv.success.astype(bool)
         return {"setting": float(setting), "validation_accuracy": measured, "trace": trace,
                 "validation_x_clean": xc, "validation_x_adv": np.asarray(val_adv.x_adv),
-                "x_adv": np.asarray(test_adv.x_adv), "y_adv": y_source,
+                "x_adv": test_adv.x_adv, "y_adv": y_source,
                 "failed": int(np.sum(~success)), "adversarials": len(success),
-                "mean_l2": mean(np.asarray(test_adv.norms["l2"])[success]),
-                "mean_l0": mean(np.asarray(test_adv.norms["l0"])[success]),
-                "table1_accuracy": mixed_accuracy(model, x_clean, y_clean,
-                                                  test_adv.x_adv, y_source)}
+                "mean_l2": mean(test_adv.norms["l2"][success]),
+                "mean_l0": mean(test_adv.norms["l0"][success]),
+                "table1_accuracy": mixed_accuracy(model, x_clean, y_clean, test_adv)}
 
     run.__name__ = f"adversarials_{kind}"
     return run

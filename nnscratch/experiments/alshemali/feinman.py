@@ -24,24 +24,28 @@ from nnscratch import zoo
 from nnscratch.attacks import BIM, FGSM, JSMA
 from nnscratch.defenses.kde import KDEUncertaintyDetector
 from nnscratch.defenses.uncertainty import mc_uncertainty
+from nnscratch.evaluation import evaluate_attack
 from nnscratch.experiments.common import accuracy, mean, mnist, train
 
 FEINMAN_ATTACKS = ("fgsm", "bim_a", "jsma")
 
 
-def feinman_attack(kind):
+def feinman_attack(kind, cfg):
+    """Feinman et al.'s attack ``kind`` with its settings ``feinman_{kind}`` (their code's)."""
+    settings = cfg[f"feinman_{kind}"]
     if kind == "fgsm":
-        return FGSM(0.3)
+        return FGSM(settings["eps"])
     if kind == "bim_a":
-        return BIM(0.3, step=0.01, steps=50, early_stop=True)
-    return JSMA(theta=1.0, gamma=0.1, targeted=False)
+        return BIM(settings["eps"], step=settings["step"], steps=settings["steps"],
+                   early_stop=True)
+    return JSMA(theta=settings["theta"], gamma=settings["gamma"], targeted=False)
 
 
 def feinman_network(cfg, inputs, ctx):
     """feinman_cnn trained on the training images less the validation split."""
     model = zoo.build("feinman_cnn", seed=cfg["seed"])
     history = train(model, "feinman_cnn", mnist("train-rest", cfg["train_images"]), ctx,
-                    cfg["feinman_epochs"])
+                    cfg["feinman_epochs"], cfg["seed"])
     x, y = mnist("test", cfg["test_images"])
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}
@@ -83,15 +87,13 @@ def feinman(kind):
     def run(cfg, inputs, ctx):
         model = inputs["feinman_network"]["model"]
         (x_fit, y_fit), (x_held, y_held) = correct_halves(cfg, model)
-        attack = feinman_attack(kind)
-        adv_fit = attack.generate(model, x_fit, y_fit)
-        adv_held = attack.generate(model, x_held, y_held)
-        detector = fitted_detector(cfg, model, x_fit, y_fit, np.asarray(adv_fit.x_adv))
+        attack = feinman_attack(kind, cfg)
+        adv_fit = evaluate_attack(model, attack, x_fit, y_fit, batch=len(y_fit))
+        adv_held = evaluate_attack(model, attack, x_held, y_held, batch=len(y_held))
+        detector = fitted_detector(cfg, model, x_fit, y_fit, adv_fit.x_adv)
         out = {"images": len(y_fit) + len(y_held),
-               "success": mean(np.r_[np.asarray(adv_fit.success),
-                                     np.asarray(adv_held.success)]),
-               "mean_l2": mean(np.r_[np.asarray(adv_fit.norms["l2"]),
-                                     np.asarray(adv_held.norms["l2"])])}
+               "success": mean(np.r_[adv_fit.success, adv_held.success]),
+               "mean_l2": mean(np.r_[adv_fit.norms["l2"], adv_held.norms["l2"]])}
         for part, x, x_adv in (("fit", x_fit, adv_fit.x_adv), ("held_out", x_held, adv_held.x_adv)):
             x_adv = np.asarray(x_adv)
             density_clean, uncertainty_clean = detector.features(x)
