@@ -211,11 +211,11 @@ class Model:
         xp = get_array_module(x)
         jac = None
         for s in self.batches(len(x)):
-            z, pullback = self.vjp(x[s])
+            out, pullback = self.vjp(x[s])
             if jac is None:
-                jac = xp.empty((len(x), z[LOGITS].shape[1]) + x.shape[1:], dtype=x.dtype)
-            for k in range(z[LOGITS].shape[1]):
-                one_hot = xp.zeros_like(z[LOGITS])
+                jac = xp.empty((len(x), out[LOGITS].shape[1]) + x.shape[1:], dtype=x.dtype)
+            for k in range(out[LOGITS].shape[1]):
+                one_hot = xp.zeros_like(out[LOGITS])
                 one_hot[:, k] = 1
                 jac[s, k] = pullback({LOGITS: one_hot})
         return jac
