@@ -346,7 +346,7 @@ def test_unfitted_defences_say_to_call_fit():
 def test_bad_fits_are_refused():
     (x, y), (x_val, _), _ = digits()
     model = tiny_cnn()
-    with pytest.raises(ValueError, match="no layer to tap.*'relu_9'"):
+    with pytest.raises(KeyError, match="no layer to tap.*'relu_9'"):
         DeepNeuralRejection(**{**SETTINGS, "layers": ("flatten_1", "relu_2", "relu_9")}).fit(
             model, x, y, x_val=x_val)
     with pytest.raises(ValueError, match="8 samples for 10 classes"):

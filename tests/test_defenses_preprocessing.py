@@ -92,9 +92,14 @@ def test_blur_is_a_zero_padded_gaussian_of_one_pixel():
 
 
 def test_round_to_integral_grey_levels():
+    """Round clips what a step before it (noise) pushed out of [0, 1]: ``apply`` inside a
+    Compose; its public entry points, like every transform's, take images in [0, 1] only."""
     x = np.array([-0.2, 0.0, 0.4 / 255, 0.6 / 255, 100.2 / 255, 0.5, 1.0, 1.3]).reshape(1, 1, 2, 4)
     expected = np.array([0, 0, 0, 1, 100, 128, 255, 255]) / 255     # 127.5 rounds to even
-    np.testing.assert_allclose(Round()(x).ravel(), expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(Round().apply(x, None)[0].ravel(), expected, rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match=r"values in \[0, 1\], got values from -0.2 to 1.3"):
+        Round()(x)
+    x = np.clip(x, 0, 1)
     x32 = x.astype(np.float32)
     assert Round()(x32).dtype == np.float32
     assert np.allclose(Round()(x32).ravel() * 255, np.round(Round()(x32).ravel() * 255))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nnscratch import zoo
+from nnscratch.model import LOGITS
 from nnscratch.gradcheck import (assert_gradients_close, check_feature_gradient,
                                  check_logit_gradient, check_loss_gradient)
 
@@ -14,9 +15,9 @@ from test_model import AfterLinearMap, inputs, labels, small_model
 class WrongPullback(AfterLinearMap):
     """A wrapper whose pullback forgets the transpose: M g where M^T g is right."""
 
-    def batch_vjp(self, x, rng=None, tap=None):
-        out, pullback = self.model.batch_vjp(self.transform(x, self.matrix.T), rng, tap)
-        return out, lambda g: self.transform(pullback(g), self.matrix.T)
+    def batch_vjp(self, x, rng=None, taps=(LOGITS,)):
+        outputs, pullback = self.model.vjp(self.transform(x, self.matrix.T), rng, taps)
+        return outputs, lambda grads: self.transform(pullback(grads), self.matrix.T)
 
 
 def lenet64(seed=0):

@@ -1,7 +1,8 @@
 """The model interface: input gradients, Jacobians and feature taps against finite differences
 and against each other; MC dropout; what the interface must leave alone; bad input. The
 interface tests run on ``Sequential`` and on a wrapper written here in a few lines, which gets
-the whole interface from the three per-batch methods of ``Model``."""
+the whole interface from the per-batch methods of ``Model``; the multi-tap pullback against
+finite differences of sum g1 * f1 + g2 * f2; a model written for the one-tap primitive."""
 
 import math
 
@@ -12,10 +13,10 @@ from nnscratch import backend, zoo
 from nnscratch.backend import device_of, to_numpy
 from nnscratch.gradcheck import (GradientComparison, assert_gradients_close, check_feature_gradient,
                                  check_jacobian, check_logit_gradient, check_loss_gradient,
-                                 numerical_gradient)
+                                 compare_input_gradient, numerical_gradient)
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Tanh
 from nnscratch.losses import softmax_cross_entropy
-from nnscratch.model import Model, Sequential
+from nnscratch.model import LOGITS, Model, Sequential
 from nnscratch.ops import softmax
 
 
@@ -29,8 +30,8 @@ def small_model(xp, dtype=np.float64, dropout=0.0):
 
 
 class AfterLinearMap(Model):
-    """``model`` applied to M x (x flattened): the model interface from three short methods.
-    pullback: d(sum g * out)/dx = M^T (d(sum g * out)/d(Mx))."""
+    """``model`` applied to M x (x flattened): the model interface from two short methods.
+    pullback: d(sum g * out)/dx = M^T (d(sum g * out)/d(Mx)), for every tap at once."""
 
     def __init__(self, model, matrix):
         self.model, self.matrix = model, matrix
@@ -43,12 +44,9 @@ class AfterLinearMap(Model):
     def batch_logits(self, x, rng=None):
         return self.model.batch_logits(self.transform(x, self.matrix.T), rng)
 
-    def batch_features(self, x, names):
-        return self.model.batch_features(self.transform(x, self.matrix.T), names)
-
-    def batch_vjp(self, x, rng=None, tap=None):
-        out, pullback = self.model.batch_vjp(self.transform(x, self.matrix.T), rng, tap)
-        return out, lambda g: self.transform(pullback(g), self.matrix)
+    def batch_vjp(self, x, rng=None, taps=(LOGITS,)):
+        outputs, pullback = self.model.vjp(self.transform(x, self.matrix.T), rng, taps)
+        return outputs, lambda grads: self.transform(pullback(grads), self.matrix)
 
     device = property(lambda self: self.model.device)
 
@@ -275,3 +273,89 @@ def test_input_on_another_device_is_a_clear_error(monkeypatch):
     model = small_model(np)
     with pytest.raises(ValueError, match="input is on gpu, the model on cpu"):
         model.logits(standin_cupy.module.asarray(inputs(np)))
+
+
+# ------------------------------------------------------------------ several taps in one pass
+
+def two_tap_upstream(model, x, taps, seed=5):
+    outputs = model.features(x, taps)
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(outputs[name].shape) for name in taps}
+
+
+@pytest.mark.parametrize("taps", [("relu_1", LOGITS), ("maxpool2d_1", "tanh_1", LOGITS),
+                                  (LOGITS, "dense_2")])           # dense_2 is the logit layer
+def test_multi_tap_pullback_matches_finite_differences(make_model, taps):
+    """pullback({t: g_t}) = d(sum_t sum g_t * f_t)/dx, all taps in one backward pass."""
+    model, x = make_model(np), inputs(np)
+    grads = two_tap_upstream(model, x, taps)
+
+    def gradient(v):
+        return model.vjp(v, None, taps)[1](grads)
+
+    def value(v):
+        outputs = model.features(v, taps)
+        return sum((grads[name] * outputs[name]).sum() for name in taps)
+
+    assert_gradients_close(compare_input_gradient(f"pullback of {taps}", gradient, value, x))
+
+
+def test_multi_tap_pullback_is_the_sum_of_one_tap_pullbacks(xp, make_model):
+    """One forward and one backward pass give what two single-tap gradients give; a tap given
+    None or no g adds nothing; the outputs are the features and the logits."""
+    model, x = make_model(xp), inputs(xp, 2)
+    taps = ("relu_1", LOGITS, "tanh_1")
+    grads = {name: xp.asarray(g) for name, g in two_tap_upstream(model, x, taps).items()}
+    outputs, pullback = model.vjp(x, None, taps)
+    np.testing.assert_array_equal(to_numpy(outputs[LOGITS]), to_numpy(model.logits(x)))
+    np.testing.assert_array_equal(to_numpy(outputs["relu_1"]),
+                                  to_numpy(model.features(x, ["relu_1"])["relu_1"]))
+    together = to_numpy(model.vjp(x, None, taps)[1]({"relu_1": grads["relu_1"],
+                                                      LOGITS: grads[LOGITS], "tanh_1": None}))
+    apart = (to_numpy(model.feature_gradient(x, "relu_1", grads["relu_1"]))
+             + to_numpy(model.logit_gradient(x, grads[LOGITS])[1]))
+    np.testing.assert_allclose(together, apart, rtol=1e-10, atol=1e-13)
+    _, pullback = model.vjp(x, None, taps)
+    assert not to_numpy(pullback({})).any() and pullback({}).shape == x.shape
+    with pytest.raises(KeyError, match="relu_9"):
+        pullback({"relu_9": grads["relu_1"]})
+
+
+class OneTapLinear(Model):
+    """A model written for the one-tap primitive that came before the multi-tap one:
+    ``batch_vjp(x, rng, tap) -> (logits, pullback(g))``; z = x_flat @ W."""
+
+    input_shape, batch_size = (2, 7, 8), 2
+
+    def __init__(self, weights):
+        self.weights = weights
+
+    def batch_logits(self, x, rng=None):
+        return x.reshape(len(x), 112) @ self.weights
+
+    def batch_features(self, x, names):
+        return {}
+
+    def batch_vjp(self, x, rng=None, tap=None):
+        return self.batch_logits(x), lambda g: (g @ self.weights.T).reshape(x.shape)
+
+    device = property(lambda self: None)
+
+
+class OneTapPassThrough(AfterLinearMap):
+    """A wrapper written for the one-tap primitive, passing ``tap`` on positionally."""
+
+    def batch_vjp(self, x, rng=None, tap=None):
+        out, pullback = self.model.batch_vjp(self.transform(x, self.matrix.T), rng, tap)
+        return out, lambda g: self.transform(pullback(g), self.matrix)
+
+
+def test_models_written_for_the_one_tap_primitive_still_work():
+    x, y = inputs(np), labels(np)
+    old = OneTapLinear(np.random.default_rng(0).standard_normal((112, 4)))
+    assert_gradients_close(check_loss_gradient(old, x, y))
+    assert_gradients_close(check_jacobian(old, x))
+    passing = OneTapPassThrough(small_model(np), wrapped_model(np).matrix)
+    w = np.random.default_rng(3).standard_normal(passing.features(x, ["relu_1"])["relu_1"].shape)
+    assert_gradients_close(check_feature_gradient(passing, x, "relu_1", w))
+    assert_gradients_close(check_loss_gradient(passing, x, y))

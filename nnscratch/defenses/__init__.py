@@ -1,6 +1,9 @@
-"""Defences (DESIGN.md, "Defence contract"): preprocessing transforms, models wrapped with a
-defence (which keep the model interface, so attacks can target them), and OpenMax.
+"""Defences: preprocessing transforms, models wrapped with a defence (which keep the model
+interface, so attacks can target them), and the fitted detectors and reject options, which
+share one ``fit`` convention and their checks (``base.Defence``).
 
+- ``base``: ``Defence`` (fit(model, x, y, x_adv=None, *, named data), predict, score; the
+  fitted check, images in [0, 1], flattened taps)
 - ``preprocessing``: ``GaussianNoise``, ``Blur``, ``Shift``, ``Round``, ``Compose``
   (Günther et al.'s Table 2), each ``t(x, rng)``, ``t.forward`` -> (x', pullback), ``t.vjp``
 - ``wrappers``: ``Preprocessed(model, t)``, ``FiveCropAverage(model)``
@@ -18,6 +21,7 @@ defence (which keep the model interface, so attacks can target them), and OpenMa
 A defence never imports an attack (attacks and defences are siblings).
 """
 
+from nnscratch.defenses.base import Defence
 from nnscratch.defenses.crops import CropResizeVote, crop_resize
 from nnscratch.defenses.dnr import DeepNeuralRejection, NeuralRejection
 from nnscratch.defenses.kde import KDEUncertaintyDetector
@@ -32,7 +36,7 @@ from nnscratch.defenses.uncertainty import (UncertaintyCropDetector,
 from nnscratch.defenses.weibull import WeibullTail, fit_tail
 from nnscratch.defenses.wrappers import FiveCropAverage, Preprocessed, five_crops
 
-__all__ = ["Transform", "GaussianNoise", "Blur", "Shift", "Round", "Compose",
+__all__ = ["Defence", "Transform", "GaussianNoise", "Blur", "Shift", "Round", "Compose",
            "table2_transforms", "Preprocessed", "FiveCropAverage", "five_crops", "OpenMax",
            "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize", "CropResizeVote",
            "mc_uncertainty", "information_gain_thresholds", "UncertaintyCropDetector",

@@ -1,6 +1,7 @@
 """Deep Neural Rejection (Sotgiu, Demontis, Melis, Biggio, Fumera, Feng & Roli 2019, "Deep
 Neural Rejection against Adversarial Examples", arXiv 1910.00470) and its single-layer
-baseline NR (Melis et al. 2017); settings from ``shared/papers/dnr-notes.md``.
+baseline NR (Melis et al. 2017, "Is deep learning safe for robot vision? Adversarial
+examples against the iCub humanoid"); settings as the DNR paper and its authors give them.
 
 DNR, on a trained network and the flattened activations h_l(x) of L tapped layers:
 
@@ -14,14 +15,15 @@ stratified folds (shuffled with ``seed``); each fold's scores come from layer SV
 the other folds, so the combiner never sees a score of a sample its layer SVM was fitted on.
 The layer SVMs are then refitted on the whole training set. theta is the ``reject_rate``
 quantile of max_k s_k on clean validation images (``rejection.threshold_for_rate`` applied to
--max_k s_k). NR is the same with one tapped layer, no combiner: s = S_1(h_1(x)).
+-max_k s_k). NR is the same with one tapped layer, no combiner: s = S_1(h_1(x)). The ``fit``
+convention is the defences' (``base.py``), x_val keyword-only.
 
-The exact gradient (dnr-notes.md, "The gradient of the reject score"): for upstream weights
-g (N, K) on s, the combiner's ``decision_vjp`` gives g_u (N, L*K), split into the L blocks of
-K; each layer SVM's ``decision_vjp`` turns its block into g_h_l; the network pulls each back
-through its tap (``batch_vjp(x, tap=layer)``, eval mode), and the L input gradients add up.
-``score_gradient`` takes g = -onehot(argmax_k s_k): the argmax class is held fixed (the
-gradient where it is unique).
+The exact gradient, by the chain rule: for upstream weights g (N, K) on s, the combiner's
+``decision_vjp`` gives g_u (N, L*K), split into the L blocks of K; each layer SVM's
+``decision_vjp`` turns its block into g_h_l; the network pulls all L back to x at once (its
+multi-tap ``batch_vjp``, eval mode): one forward and one backward pass of the network per
+gradient. ``score_gradient`` takes g = -onehot(argmax_k s_k): the argmax class is held fixed
+(the gradient where it is unique).
 
 Choices left open, and ours:
 - taps: ``dnr_cnn``'s last three hidden representations, largest first: "flatten_1" (the 3,136
@@ -43,7 +45,8 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from nnscratch.backend import get_array_module, to_numpy
-from nnscratch.defenses.rejection import RejectingModel, check_fit_arguments, threshold_for_rate
+from nnscratch.defenses.base import Defence, flat
+from nnscratch.defenses.rejection import RejectingModel, threshold_for_rate
 from nnscratch.defenses.svm import RBFOneVsRest
 from nnscratch.checks import check_integer, check_labels, check_real, check_seed
 
@@ -56,7 +59,7 @@ def check_svm_setting(pair, what):
             check_real(pair[1], f"{what}: gamma", positive=True))
 
 
-class SVMRejection:
+class SVMRejection(Defence):
     """What DNR and NR share: taps, layer SVMs, an optional combiner, the reject threshold and
     the defence contract. Fitted state: ``model``, ``svms`` (one ``RBFOneVsRest`` per tap),
     ``combiner_svm`` (None without a combiner), ``theta`` (float), ``num_classes``.
@@ -79,19 +82,9 @@ class SVMRejection:
         self.folds = None if folds is None else check_integer(folds, f"{name}: folds", minimum=2)
         self.reject_rate = check_real(reject_rate, f"{name}: reject_rate", below=1)
         self.seed = check_seed(seed, f"{name}: seed")
-        self.model = self.svms = self.combiner_svm = self.theta = self.num_classes = None
+        self.svms = self.combiner_svm = self.theta = self.num_classes = None
 
     # ---------------------------------------------- fit
-
-    def tap_features(self, model, x):
-        """The tapped layers' activations, each flattened to (N, F_l), in ``layers`` order."""
-        try:
-            taps = model.features(x, list(self.layers))
-        except KeyError as error:
-            raise ValueError(f"{type(self).__name__}: the model has no layer to tap among "
-                             f"{self.layers} ({error.args[0]})") from None
-        return [taps[name].reshape(len(x), math.prod(taps[name].shape[1:]))
-                for name in self.layers]
 
     def check_training_labels(self, model, x, y):
         """Host labels (N,) and K (the model's logit count); every class needs at least
@@ -116,13 +109,14 @@ class SVMRejection:
     def fit(self, model, x, y, x_adv=None, *, x_val):
         """Fit the SVMs on the clean training images x (N, C, H, W), labels y (N,) in
         [0, K), and theta on the clean validation images x_val. Returns self."""
-        check_fit_arguments(type(self).__name__, model, x_adv)
-        model.check_images(x_val)                                   # before the long part
+        self.check_fit_arguments(model, x_adv)
+        self.check_images(x_val, model)                             # before the long part
+        self.check_images(x, model)
         if not len(x_val):
             raise ValueError(f"{type(self).__name__}.fit: x_val is empty; theta needs clean "
                              "validation images")
         y, num_classes = self.check_training_labels(model, x, y)
-        features = [to_numpy(h).astype(np.float64) for h in self.tap_features(model, x)]
+        features = [to_numpy(h).astype(np.float64) for h in self.tapped(model, x, self.layers)]
         width = num_classes * len(self.layers)
         splits = (list(StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
                        .split(np.zeros(len(y)), y)) if self.combiner else [])
@@ -138,8 +132,8 @@ class SVMRejection:
                 out_of_fold[test, block] = fold_svm.decision_from_kernel(gram[np.ix_(test, train)])
             svms.append(svm.fit(h, y, gram=gram))
         self.combiner_svm = RBFOneVsRest(*self.combiner).fit(out_of_fold, y) if splits else None
-        self.model, self.svms, self.num_classes = model, svms, num_classes
-        self.theta = -math.inf                                      # no rejection while set
+        self.svms, self.num_classes = svms, num_classes
+        self.model, self.theta = model, -math.inf                   # no rejection while set
         self.theta = -threshold_for_rate(self.score(x_val), self.reject_rate)
         return self
 
@@ -170,21 +164,16 @@ class SVMRejection:
         self.num_classes = self.svms[0].num_classes
         return self
 
-    def check_fitted(self):
-        if self.svms is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(model, x, y, "
-                               "x_val=...) first")
+    fit_call = "fit(model, x, y, x_val=...)"
 
     # ---------------------------------------------- one batch
 
-    def batch_scores_vjp(self, x):
-        """(s (n, K) float64, pullback) for one batch x; pullback(g (n, K)) = d(sum g * s)/dx
-        like x (see the module docstring); it re-runs the network, so it stays valid."""
-        self.check_fitted()
-        xp, k = get_array_module(x), self.num_classes
-        taps = self.model.batch_features(x, list(self.layers))
-        h = [taps[name].reshape(len(x), math.prod(taps[name].shape[1:])).astype(xp.float64)
-             for name in self.layers]
+    def scores_from(self, taps):
+        """(s (n, K) float64, pullback) from the network's activations {layer: (n, ...)} of one
+        batch; pullback(g (n, K)) = {layer: d(sum g * s)/d activation}, each shaped and typed
+        like its activation (see the module docstring)."""
+        xp, k = get_array_module(taps[self.layers[0]]), self.num_classes
+        h = [flat(taps[name]).astype(xp.float64) for name in self.layers]
         layer_scores = [svm.decision(h_l) for svm, h_l in zip(self.svms, h)]
         if self.combiner_svm is None:
             u, scores = None, layer_scores[0]
@@ -195,14 +184,19 @@ class SVMRejection:
         def pullback(g):
             g = g.astype(xp.float64)
             g_u = g if u is None else self.combiner_svm.decision_vjp(u, g)
-            grad_x = xp.zeros(x.shape, dtype=xp.float64)
-            for i, (name, svm, h_l) in enumerate(zip(self.layers, self.svms, h)):
-                g_h = svm.decision_vjp(h_l, g_u[:, i * k:(i + 1) * k])
-                tap, tap_pullback = self.model.batch_vjp(x, tap=name)
-                grad_x += tap_pullback(g_h.reshape(tap.shape).astype(tap.dtype))
-            return grad_x.astype(x.dtype)
+            return {name: svm.decision_vjp(h_l, g_u[:, i * k:(i + 1) * k])
+                    .reshape(taps[name].shape).astype(taps[name].dtype)
+                    for i, (name, svm, h_l) in enumerate(zip(self.layers, self.svms, h))}
 
         return scores, pullback
+
+    def batch_scores_vjp(self, x):
+        """(s (n, K) float64, pullback) for one batch x: one forward pass of the network for
+        every tap; pullback(g (n, K)) = d(sum g * s)/dx like x, one backward pass, valid until
+        the network's next forward pass."""
+        taps, network_pullback = self.model.vjp(x, None, self.layers)
+        scores, scores_pullback = self.scores_from(taps)
+        return scores, lambda g: network_pullback(scores_pullback(g))
 
     # ---------------------------------------------- the defence contract
 
@@ -212,7 +206,10 @@ class SVMRejection:
 
     def scores(self, x):
         """s(x) (N, K) in x's dtype (the combined scores for DNR, the layer SVM's for NR)."""
-        return self.as_model().logits(x)[:, :-1]
+        self.check_fitted()
+        self.check_images(x)
+        return self.model.map_batches(len(x), lambda s: self.scores_from(
+            self.model.batch_features(x[s], self.layers))[0].astype(x.dtype))
 
     def score(self, x):
         """-max_k s_k(x) (N,): higher = more likely rejected."""
@@ -220,6 +217,8 @@ class SVMRejection:
 
     def predict(self, x):
         """(N,) int64: argmax_k s_k(x), or -1 where max_k s_k(x) < theta."""
+        self.check_fitted()
+        self.check_images(x)
         z = self.as_model().logits(x)
         xp = get_array_module(z)
         label = z.argmax(axis=1)
@@ -231,16 +230,23 @@ class SVMRejection:
         if not hasattr(w, "shape") or tuple(w.shape) != (len(x), self.num_classes):
             raise ValueError(f"w must have shape ({len(x)}, {self.num_classes}), got "
                              f"{getattr(w, 'shape', type(w).__name__)}")
-        xp = get_array_module(w)
-        padded = xp.concatenate([w, xp.zeros((len(w), 1), dtype=w.dtype)], axis=1)
-        return self.as_model().logit_gradient(x, padded)[1]
+        self.check_images(x)
+        return self.model.map_batches(len(x), lambda s: self.batch_scores_vjp(x[s])[1](w[s]))
 
     def score_gradient(self, x):
-        """d score/dx = -d s_c/dx with c = argmax_k s_k(x) held fixed (like x)."""
-        s = self.scores(x)
-        xp = get_array_module(s)
-        w = -(xp.arange(s.shape[1])[None, :] == s.argmax(axis=1)[:, None]).astype(s.dtype)
-        return self.scores_vjp(x, w)
+        """d score/dx = -d s_c/dx with c = argmax_k s_k(x) held fixed (like x): one forward
+        and one backward pass of the network per batch."""
+        self.check_fitted()
+        self.check_images(x)
+
+        def batch(s):
+            scores, pullback = self.batch_scores_vjp(x[s])
+            scores = scores.astype(x.dtype)                         # as ``scores`` gives them
+            xp = get_array_module(scores)
+            return pullback(-(xp.arange(scores.shape[1])[None, :]
+                              == scores.argmax(axis=1)[:, None]).astype(xp.float64))
+
+        return self.model.map_batches(len(x), batch)
 
 
 class DeepNeuralRejection(SVMRejection):

@@ -21,8 +21,9 @@ x_noisy) and positives (x_adv). ``predict`` rejects (-1) where P(adversarial) > 
     d logit / dx = (w_d / std_d) model.feature_gradient(x, layer, d log p_c / df)
 
 with c held fixed (it is piecewise constant) and U treated as a constant: its gradient would
-need the pullbacks of all T stochastic passes, and DESIGN.md asks a detector for the gradient
-"where the score is differentiable (the KDE term)".
+need the pullbacks of all T stochastic passes, so the gradient is that of the differentiable
+term, the density. Per batch the network runs once forward (the tapped layer and the logits,
+which give c) and once backward.
 
 Choices (where Feinman et al. leave it open, or where we differ from their code):
 - ``layer="relu_3"``: the last hidden layer of ``zoo.feinman_cnn`` (128 ReLU units, after
@@ -55,9 +56,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegressionCV
 
 from nnscratch.backend import get_array_module, new_rng, to_numpy
+from nnscratch.defenses.base import Defence, flat
 from nnscratch.defenses.uncertainty import mc_passes
 from nnscratch.checks import check_integer, check_labels, check_real, check_seed
-from nnscratch.model import Model
+from nnscratch.model import LOGITS
 from nnscratch.ops import softmax
 
 KERNEL_ENTRIES = 2 ** 22          # chunk size: at most this many image-to-training-point distances
@@ -97,7 +99,7 @@ def standardise(values, mean, std):
     return (values - mean) / std
 
 
-class KDEUncertaintyDetector:
+class KDEUncertaintyDetector(Defence):
     """Feinman et al.'s detector (module docstring): KDE log density + MC-dropout uncertainty.
 
     fit(model, x, y, x_adv, *, density_data, x_noisy=None) -> self
@@ -116,7 +118,7 @@ class KDEUncertaintyDetector:
         self.n_samples = check_integer(n_samples, "KDEUncertaintyDetector: n_samples", minimum=2)
         self.seed = check_seed(seed, "KDEUncertaintyDetector: seed")
         self.threshold = check_real(threshold, "KDEUncertaintyDetector: threshold", below=1)
-        self.model = self.class_features = self.regression = None
+        self.class_features = self.regression = None
         self._on_device = {}             # array module name -> class_features there
 
     def __repr__(self):
@@ -125,15 +127,6 @@ class KDEUncertaintyDetector:
 
     # ---------------------------------------------- the two features
 
-    def activations(self, model, x):
-        """Layer ``layer``'s activations (N, d), flattened; a clear error for a wrong name."""
-        try:
-            h = model.features(x, [self.layer])[self.layer]
-        except KeyError as error:
-            raise KeyError(f"KDEUncertaintyDetector: the model has no layer {self.layer!r} "
-                           f"({error.args[0]})") from None
-        return h.reshape(len(h), math.prod(h.shape[1:]))
-
     def class_points(self, xp):
         """The per-class training features as float64 arrays of module xp (cached)."""
         # keyed by the module's name, not the module, so that the detector can be deep-copied
@@ -141,12 +134,17 @@ class KDEUncertaintyDetector:
             self._on_device[xp.__name__] = [xp.asarray(p) for p in self.class_features]
         return self._on_device[xp.__name__]
 
-    def densities_and_gradient(self, x, model=None, gradient=False):
-        """(log density (N,), d log density / d features (N, d) or None, features (N, d))."""
-        model = self.model if model is None else model
-        f = self.activations(model, x)
+    def densities(self, x, model=None):
+        """(N,) float64 log densities under ``model`` (default: the fitted one): one forward
+        pass per batch gives the tapped layer and the logits (so the predicted class)."""
+        f, logits = self.tapped(self.model if model is None else model, x, [self.layer, LOGITS])
+        return self.density(f, logits)[0]
+
+    def density(self, f, logits, gradient=False):
+        """(log p_c(f) (n,) float64, d log p_c / df (n, d) or None) for features f (n, d) and
+        the logits (n, K) whose argmax is c."""
         xp = get_array_module(f)
-        predicted = model.predict(x)
+        predicted = logits.argmax(axis=1)
         width = self.class_features[0].shape[1]
         if f.shape[1] != width:
             raise ValueError(f"KDEUncertaintyDetector was fitted on {width} features of "
@@ -160,12 +158,13 @@ class KDEUncertaintyDetector:
                 log_p[members] = log_p_c
                 if gradient:
                     grad[members] = grad_c
-        return log_p, grad, f
+        return log_p, grad
 
     def log_densities(self, x):
         """(N,) float64: log KDE density of each image's features under its predicted class."""
         self.check_fitted()
-        return self.densities_and_gradient(x)[0]
+        self.check_images(x)
+        return self.densities(x)
 
     def uncertainties(self, x, model=None):
         """(N,) float64: U = sum_k var_t p_tk over ``n_samples`` dropout passes, seeded."""
@@ -175,13 +174,14 @@ class KDEUncertaintyDetector:
 
     def raw_features(self, model, x):
         """(N, 2) float64 on the host: [log density, uncertainty] of x under ``model``."""
-        return np.stack([to_numpy(self.densities_and_gradient(x, model)[0]),
+        return np.stack([to_numpy(self.densities(x, model)),
                          to_numpy(self.uncertainties(x, model))], axis=1)
 
     def features(self, x):
         """(log_density (N,), uncertainty (N,)), both float64: the two unstandardised features."""
         self.check_fitted()
-        return self.densities_and_gradient(x)[0], self.uncertainties(x)
+        self.check_images(x)
+        return self.densities(x), self.uncertainties(x)
 
     # ---------------------------------------------- fit
 
@@ -194,31 +194,31 @@ class KDEUncertaintyDetector:
         norm = xp.maximum(xp.sqrt((noise ** 2).sum(axis=axes, keepdims=True)), 1e-12)
         return xp.clip(x + noise * (target / norm), 0, 1).astype(x.dtype)
 
-    def fit(self, model, x, y, x_adv, *, density_data, x_noisy=None):
+    fit_call = "fit(model, x, y, x_adv, density_data=(x_train, y_train))"
+
+    def fit(self, model, x, y, x_adv=None, *, density_data, x_noisy=None):
         """Per-class KDEs on ``density_data`` = (x_train, y_train), then the regression.
 
         x (N, C, H, W) clean, y (N,) its labels or None (checked, not used), x_adv (N, C, H, W)
         adversarial versions of x, x_noisy (N, C, H, W) or None (default: noise of the adversarial
         perturbation's L2 norm, module docstring). Every class of the model must appear in
-        y_train. Returns self.
+        y_train. The defences' ``fit`` convention (``base.py``). Returns self.
         """
-        if not isinstance(model, Model):
-            raise TypeError(f"KDEUncertaintyDetector.fit takes a model with the model interface,"
-                            f" got {type(model).__name__}")
-        model.check_images(x)
+        self.check_fit_arguments(model, x_adv, needs_adv=True)
+        self.check_images(x, model)
         if y is not None:
             check_labels(y, len(x))
         for name, other in (("x_adv", x_adv), ("x_noisy", x_noisy)):
             if other is not None and getattr(other, "shape", None) != x.shape:
                 raise ValueError(f"{name} must have the shape of x, {tuple(x.shape)}, got "
                                  f"{getattr(other, 'shape', type(other).__name__)}")
-        if x_adv is None:
-            raise ValueError("KDEUncertaintyDetector.fit needs x_adv (the positives)")
         if not (isinstance(density_data, (tuple, list)) and len(density_data) == 2):
             raise ValueError("density_data must be (x_train, y_train)")
         x_train, y_train = density_data
         num_classes = model.logits(x[:1]).shape[1]
-        model.check_images(x_train)
+        self.check_images(x_train, model)
+        if x_noisy is not None:
+            self.check_images(x_noisy, model)
         check_labels(y_train, len(x_train), "y_train")
         y_train = to_numpy(y_train)
         seen = set(y_train.tolist())
@@ -228,7 +228,8 @@ class KDEUncertaintyDetector:
             raise ValueError(f"density_data needs images of every class 0..{num_classes - 1} "
                              f"and no other label; missing classes: {missing}, other labels: "
                              f"{unknown}")
-        train_features = to_numpy(self.activations(model, x_train)).astype(np.float64)
+        train_features = to_numpy(self.tapped(model, x_train, [self.layer])[0]).astype(
+            np.float64)
         self.class_features = [train_features[y_train == c] for c in range(num_classes)]
         self._on_device = {}
         if x_noisy is None:
@@ -248,11 +249,6 @@ class KDEUncertaintyDetector:
         self.intercept = float(self.regression.intercept_[0])
         self.model = model
         return self
-
-    def check_fitted(self):
-        if self.model is None:
-            raise RuntimeError("KDEUncertaintyDetector is not fitted: call fit(model, x, y, "
-                               "x_adv, density_data=(x_train, y_train)) first")
 
     # ---------------------------------------------- the defence contract
 
@@ -279,10 +275,16 @@ class KDEUncertaintyDetector:
 
     def score_gradient(self, x):
         """d decision_function / dx (like x, x's dtype) through the KDE term; the predicted
-        class and the uncertainty held fixed (module docstring)."""
+        class and the uncertainty held fixed (module docstring). Per batch, one forward pass
+        (the tapped layer and the logits) and one backward pass of the network."""
         self.check_fitted()
-        _, grad_f, f = self.densities_and_gradient(x, gradient=True)
-        w = grad_f * (self.coef[0] / self.std[0])
-        tapped_shape = self.model.features(x[:1], [self.layer])[self.layer].shape[1:]
-        w = w.reshape((len(x),) + tuple(tapped_shape)).astype(f.dtype)
-        return self.model.feature_gradient(x, self.layer, w).astype(x.dtype)
+        self.check_images(x)
+
+        def batch(s):
+            outputs, pullback = self.model.vjp(x[s], None, (self.layer, LOGITS))
+            h = outputs[self.layer]
+            _, grad_f = self.density(flat(h), outputs[LOGITS], gradient=True)
+            w = (grad_f * (self.coef[0] / self.std[0])).reshape(h.shape).astype(h.dtype)
+            return pullback({self.layer: w}).astype(x.dtype)
+
+        return self.model.map_batches(len(x), batch)

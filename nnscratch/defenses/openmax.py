@@ -42,10 +42,11 @@ import math
 import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
+from nnscratch.defenses.base import Defence
 from nnscratch.defenses.weibull import fit_tail, weibull_cdf_and_pdf
 from nnscratch.defenses.wrappers import EvalModeHead
 from nnscratch.checks import check_choice, check_integer, check_labels, check_real
-from nnscratch.model import Model
+from nnscratch.model import LOGITS
 from nnscratch.ops import log_softmax
 
 NORM_FLOOR = 1e-12                 # keeps cosine and Euclidean distances finite at zero norms
@@ -84,7 +85,7 @@ def eucos_distances(h, mavs):
 DISTANCES = {"cosine": cosine_distances, "eucos": eucos_distances}
 
 
-class OpenMax:
+class OpenMax(Defence):
     """OpenMax over a model's logits and one of its layers (see the module docstring).
 
     fit(model, x, y) -> self       predict(x) -> (N,) label or -1      score(x) -> (N,) P(unknown)
@@ -104,7 +105,7 @@ class OpenMax:
         self.translation = (None if translation is None else
                             check_real(translation, "OpenMax: translation", positive=True))
         self.threshold = check_real(threshold, "OpenMax: threshold", below=1)
-        self.model = self.mavs = self.tails = None
+        self.mavs = self.tails = None
         self._on_device = {}                 # array module -> fitted arrays there
 
     def __repr__(self):
@@ -114,27 +115,15 @@ class OpenMax:
 
     # ---------------------------------------------- fit
 
-    def activations(self, model, x):
-        """The tapped layer's activations (N, F), flattened; a clear error for a wrong name."""
-        try:
-            h = model.features(x, [self.layer])[self.layer]
-        except KeyError as error:
-            raise KeyError(f"OpenMax: the model has no layer {self.layer!r} to tap "
-                           f"({error.args[0]})") from None
-        return h.reshape(len(h), math.prod(h.shape[1:]))
-
     def fit(self, model, x, y, x_adv=None):
         """MAVs and Weibull tails from the images of (x, y) that ``model`` classifies correctly.
 
         x: (N, ...) images, y: (N,) int labels in [0, K). ``x_adv`` is refused: OpenMax learns
-        from clean data only. Returns self.
+        from clean data only (the defences' ``fit`` convention, ``base.py``). Returns self.
         """
-        if not isinstance(model, Model):
-            raise TypeError(f"OpenMax.fit takes a model with the model interface, got "
-                            f"{type(model).__name__}")
-        if x_adv is not None:
-            raise ValueError("OpenMax is fitted on clean images only: x_adv must be None")
-        logits = model.logits(x)                                   # checks x
+        self.check_fit_arguments(model, x_adv)
+        self.check_images(x, model)
+        logits = model.logits(x)
         check_labels(y, len(x))
         num_classes = logits.shape[1]
         if self.alpha > num_classes:
@@ -144,7 +133,7 @@ class OpenMax:
         if y.size and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"labels must be in [0, {num_classes}), got {y.min()} .. {y.max()}")
         correct = to_numpy(logits.argmax(axis=1)) == y
-        h = to_numpy(self.activations(model, x))                   # (N, F)
+        h = to_numpy(self.tapped(model, x, [self.layer])[0])      # (N, F)
         mavs, tails = [], []
         for c in range(num_classes):
             members = h[correct & (y == c)].astype(np.float64)     # (n_c, F)
@@ -159,10 +148,6 @@ class OpenMax:
         self.model, self.mavs, self.tails = model, np.stack(mavs), tails
         self._on_device = {}
         return self
-
-    def check_fitted(self):
-        if self.mavs is None:
-            raise RuntimeError("OpenMax is not fitted: call fit(model, x, y) first")
 
     def fitted_arrays(self, xp):
         """(mavs (K, F), shape (K,), scale (K,), shift (K,)) as float64 arrays of module xp."""
@@ -211,6 +196,8 @@ class OpenMax:
 
     def predict_proba(self, x):
         """OpenMax probabilities (N, K + 1), x's dtype; the last column is P(unknown)."""
+        self.check_fitted()
+        self.check_images(x)
         return self.as_model().predict_proba(x)
 
     def score(self, x):
@@ -230,10 +217,10 @@ class OpenMax:
 class OpenMaxModel(EvalModeHead):
     """``openmax``'s network with OpenMax on top: logits log P (N, K + 1), class K = unknown.
 
-    The gradient of the logits is exact (see the module docstring). Each pullback re-runs the
-    network twice (once for the logits, once up to the tapped layer) and pulls back through
-    each, so it stays valid however often it is called. Feature taps are the network's own;
-    no dropout mode (``EvalModeHead``): the MAVs and tails describe the network in eval mode.
+    The gradient of the logits is exact (see the module docstring): one forward pass of the
+    network gives its logits and the tapped layer, one backward pass takes both gradients
+    (``EvalModeHead``). Feature taps are the network's own; no dropout mode: the MAVs and tails
+    describe the network in eval mode.
     """
 
     def __init__(self, openmax):
@@ -242,29 +229,19 @@ class OpenMaxModel(EvalModeHead):
         openmax.check_fitted()
         super().__init__(openmax.model)
         self.openmax = openmax
+        self.head_taps = (LOGITS, openmax.layer)
 
-    def scores(self, x):
-        """OpenMax scores (n, K + 1) of one batch and the pullback of the recalibration."""
-        layer = self.openmax.layer
-        return self.openmax.recalibrate(self.model.batch_logits(x),
-                                        self.model.batch_features(x, [layer])[layer])
-
-    def batch_logits(self, x, rng=None):
-        self.refuse_dropout(rng)
-        return log_softmax(self.scores(x)[0]).astype(x.dtype)
-
-    def head_vjp(self, x):
-        xp = get_array_module(x)
-        scores, recalibration_pullback = self.scores(x)
+    def head(self, outputs, x):
+        """log P (n, K + 1) in x's dtype from the network's logits and tapped layer, and the
+        pullback g -> {LOGITS: dL/dlogits, layer: dL/dactivation}."""
+        xp, layer = get_array_module(x), self.openmax.layer
+        scores, recalibration_pullback = self.openmax.recalibrate(outputs[LOGITS], outputs[layer])
         log_p = log_softmax(scores)                                         # (n, K + 1)
 
         def pullback(g):
             g = g.astype(xp.float64)
             grad_scores = g - xp.exp(log_p) * g.sum(axis=1, keepdims=True)   # log-softmax
             grad_logits, grad_activations = recalibration_pullback(grad_scores)
-            _, logit_pullback = self.model.batch_vjp(x)
-            grad_x = logit_pullback(grad_logits)
-            _, tap_pullback = self.model.batch_vjp(x, tap=self.openmax.layer)
-            return (grad_x + tap_pullback(grad_activations)).astype(x.dtype)
+            return {LOGITS: grad_logits, layer: grad_activations}
 
         return log_p.astype(x.dtype), pullback

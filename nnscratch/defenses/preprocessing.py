@@ -23,7 +23,8 @@ that is zero almost everywhere (rounding: BPDA, Athalye et al. 2018). ``rng`` is
 seed, a random Generator (NumPy's, or CuPy's for CuPy input), or None for fresh entropy; the
 same seed gives the same draw, so ``t(x, rng=s)`` and ``t.vjp(x, g, rng=s)`` refer to the same
 transformed image. Random numbers are drawn in float64 and cast, so float32 and float64 inputs
-get the same draw. Images are expected in [0, 1]; only ``Round`` clips.
+get the same draw. Images must be in [0, 1] (``forward``, ``t(x)`` and ``t.vjp`` refuse others,
+as attacks do); only ``Round`` clips.
 """
 
 import numbers
@@ -31,7 +32,7 @@ import numbers
 from nnscratch.backend import get_array_module, new_rng
 from nnscratch.layers import GaussianBlur
 from nnscratch.checks import check_integer, check_real
-from nnscratch.model.interface import check_image_batch
+from nnscratch.model.interface import check_unit_images
 
 GREY_LEVELS = 255                               # images hold k / 255, k = 0 .. 255
 
@@ -47,7 +48,8 @@ def as_generator(rng, xp):
 
 class Transform:
     """Base class. A transform implements ``apply(x, rng)`` on one checked batch with a
-    Generator; ``forward``, ``__call__`` and ``vjp`` check their inputs and derive from it."""
+    Generator; ``forward``, ``__call__`` and ``vjp`` check their inputs (images in [0, 1])
+    and derive from it."""
 
     exact = True
 
@@ -57,7 +59,7 @@ class Transform:
 
     def forward(self, x, rng=None):
         """(x_out, pullback): the transformed images and d(sum g * x_out)/dx as a function of g."""
-        xp = check_image_batch(x)
+        xp = check_unit_images(x)
         return self.apply(x, as_generator(rng, xp))
 
     def __call__(self, x, rng=None):

@@ -1,6 +1,7 @@
 """Reject options behind one contract, and the model view of a rejecting classifier.
 
 Every reject option here (and ``dnr.DeepNeuralRejection`` / ``dnr.NeuralRejection``) follows
+the defences' ``fit`` convention (``base.Defence``), with x_val keyword-only:
 
     option.fit(model, x, y, x_adv=None, *, x_val)   learn on clean (x, y); set the reject
                                                     threshold on the clean validation images
@@ -10,7 +11,7 @@ Every reject option here (and ``dnr.DeepNeuralRejection`` / ``dnr.NeuralRejectio
 
 so one evaluation loop serves them all. Thresholds come from ``threshold_for_rate``: reject
 when score(x) > t, with t set so that ``reject_rate`` of the clean validation scores lie above
-it (Sotgiu et al. 2019: "the score below which 10% of clean samples fall", dnr-notes.md).
+it (Sotgiu et al. 2019: the threshold that rejects 10% of the clean samples).
 
 ``RejectingModel(defence)`` gives a score-based defence (DNR, NR) the model interface: logits
 [s_1 .. s_K, theta] (N, K + 1), so argmax == K means "rejected" (max_k s_k < theta) and any
@@ -21,9 +22,9 @@ not in dnr.py, so that dnr.py imports it and nothing imports dnr.py back.
 import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
+from nnscratch.defenses.base import Defence
 from nnscratch.defenses.wrappers import EvalModeHead
 from nnscratch.checks import check_labels, check_real
-from nnscratch.model import Model
 
 
 def threshold_for_rate(scores, rate):
@@ -47,14 +48,6 @@ def threshold_for_rate(scores, rate):
     return -np.inf if m == len(scores) else float(scores[len(scores) - m - 1])
 
 
-def check_fit_arguments(what, model, x_adv):
-    if not isinstance(model, Model):
-        raise TypeError(f"{what}.fit takes a model with the model interface, got "
-                        f"{type(model).__name__}")
-    if x_adv is not None:
-        raise ValueError(f"{what} is fitted on clean images only: x_adv must be None")
-
-
 def negative_max_softmax(z):
     """-max_k softmax(z)_k (N,) float64 from logits z (N, K): -1 / sum_k exp(z_k - max z)."""
     xp = get_array_module(z)
@@ -62,7 +55,7 @@ def negative_max_softmax(z):
     return -1 / xp.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1)
 
 
-class SoftmaxThreshold:
+class SoftmaxThreshold(Defence):
     """Reject when the network is unsure: score(x) = -max_k softmax(z(x))_k.
 
     fit(model, x, y, x_adv=None, *, x_val) -> self: the threshold t = threshold_for_rate(
@@ -74,35 +67,33 @@ class SoftmaxThreshold:
 
     def __init__(self, reject_rate=0.1):
         self.reject_rate = check_real(reject_rate, "SoftmaxThreshold: reject_rate", below=1)
-        self.model = self.threshold = None
+        self.threshold = None
 
     def __repr__(self):
         return f"SoftmaxThreshold(reject_rate={self.reject_rate})"
 
+    fit_call = "fit(model, x, y, x_val=...)"
+
     def fit(self, model, x, y, x_adv=None, *, x_val):
-        check_fit_arguments("SoftmaxThreshold", model, x_adv)
-        model.check_images(x)
+        self.check_fit_arguments(model, x_adv)
+        self.check_images(x, model)
         check_labels(y, len(x))
-        self.model = model
-        self.threshold = threshold_for_rate(self.confidence_score(x_val), self.reject_rate)
+        self.check_images(x_val, model)
+        threshold = threshold_for_rate(negative_max_softmax(model.logits(x_val)),
+                                       self.reject_rate)
+        self.model, self.threshold = model, threshold
         return self
-
-    def check_fitted(self):
-        if self.threshold is None:
-            raise RuntimeError("SoftmaxThreshold is not fitted: call fit(model, x, y, "
-                               "x_val=...) first")
-
-    def confidence_score(self, x):
-        return negative_max_softmax(self.model.logits(x))
 
     def score(self, x):
         """-max softmax probability (N,) float64: higher = more likely rejected."""
         self.check_fitted()
-        return self.confidence_score(x)
+        self.check_images(x)
+        return negative_max_softmax(self.model.logits(x))
 
     def predict(self, x):
         """(N,) int64: the network's class, or -1 where score(x) > threshold."""
         self.check_fitted()
+        self.check_images(x)
         z = self.model.logits(x)
         xp = get_array_module(z)
         rejected = negative_max_softmax(z) > self.threshold
@@ -116,41 +107,36 @@ class RejectingModel(EvalModeHead):
     argmax z == K exactly when max_k s_k(x) < theta (ties go to the class, as the defence's own
     rule "reject when max_k s_k < theta"). Logits are computed in float64 and cast to x's dtype.
     pullback(g) = the defence's pullback of g[:, :K] (exact: through the SVMs and the network's
-    taps); the theta column is constant, its gradient 0.
+    taps, one forward and one backward pass, ``EvalModeHead``); the theta column is constant,
+    its gradient 0.
 
-    ``defence`` must be fitted and provide ``model`` (its network), ``theta``, and
-    ``batch_scores_vjp(x) -> (scores (n, K) float64, pullback)`` for one batch.
-    Feature taps are the network's own; no dropout mode (``EvalModeHead``): the SVMs describe
-    the network in eval mode.
+    ``defence`` must be fitted and provide ``model`` (its network), ``theta``, ``layers`` (the
+    network's layers it reads) and ``scores_from(taps) -> (scores (n, K) float64, pullback)``
+    for one batch's activations {layer: (n, ...)}, the pullback giving {layer: gradient}.
+    Feature taps are the network's own; no dropout mode: the SVMs describe the network in eval
+    mode.
     """
 
     def __init__(self, defence):
-        check_fitted = getattr(defence, "check_fitted", None)
-        if check_fitted is None or not hasattr(defence, "batch_scores_vjp"):
+        if not (isinstance(defence, Defence) and hasattr(defence, "scores_from")):
             raise TypeError(f"RejectingModel takes a fitted score-based defence (DNR, NR), got "
                             f"{type(defence).__name__}")
-        check_fitted()
+        defence.check_fitted()
         super().__init__(defence.model)
-        self.defence = defence
+        self.defence, self.head_taps = defence, tuple(defence.layers)
 
     def __repr__(self):
         return f"RejectingModel({self.defence!r})"
 
-    def with_theta(self, scores, x):
+    def head(self, outputs, x):
+        scores, scores_pullback = self.defence.scores_from(outputs)
         xp = get_array_module(scores)
         theta = xp.full((len(scores), 1), self.defence.theta, dtype=xp.float64)
-        return xp.concatenate([scores, theta], axis=1).astype(x.dtype)
-
-    def batch_logits(self, x, rng=None):
-        self.refuse_dropout(rng)
-        return self.with_theta(self.defence.batch_scores_vjp(x)[0], x)
-
-    def head_vjp(self, x):
-        scores, scores_pullback = self.defence.batch_scores_vjp(x)
-        return self.with_theta(scores, x), lambda g: scores_pullback(g[:, :-1])
+        logits = xp.concatenate([scores, theta], axis=1).astype(x.dtype)
+        return logits, lambda g: scores_pullback(g[:, :-1])
 
 
-class AtRejectRate:
+class AtRejectRate(Defence):
     """Any fitted score (OpenMax's P(unknown), say) turned into a reject rule at a chosen rate:
     the network's class, or -1 where defence.score(x) > t, with t = threshold_for_rate(
     defence.score(x_val), reject_rate). So that every reject option in a comparison rejects the
@@ -163,23 +149,23 @@ class AtRejectRate:
     def __init__(self, defence, reject_rate=0.1):
         self.defence = defence
         self.reject_rate = check_real(reject_rate, "AtRejectRate: reject_rate", below=1)
-        self.model = self.threshold = None
+        self.threshold = None
 
     def __repr__(self):
         return f"AtRejectRate({self.defence!r}, reject_rate={self.reject_rate})"
 
+    fit_call = "fit(model, x, y, x_val=...)"
+
     def fit(self, model, x, y, x_adv=None, *, x_val):
-        check_fit_arguments("AtRejectRate", model, x_adv)
+        self.check_fit_arguments(model, x_adv)
         self.defence.fit(model, x, y)
-        self.model = model
         self.threshold = threshold_for_rate(self.defence.score(x_val), self.reject_rate)
+        self.model = model
         return self
 
     def score(self, x):
-        """The defence's score (N,): higher = more likely rejected."""
-        if self.threshold is None:
-            raise RuntimeError("AtRejectRate is not fitted: call fit(model, x, y, x_val=...) "
-                               "first")
+        """The defence's score (N,): higher = more likely rejected (it checks x)."""
+        self.check_fitted()
         return self.defence.score(x)
 
     def predict(self, x):

@@ -1,7 +1,7 @@
 """One-vs-all RBF support vector machines, fitted by scikit-learn and evaluated by hand.
 
-The building block of Deep Neural Rejection (Sotgiu et al. 2019, arXiv 1910.00470; see
-``shared/papers/dnr-notes.md``) and of its baseline NR (Melis et al. 2017): for each class k a
+The building block of Deep Neural Rejection (Sotgiu et al. 2019, arXiv 1910.00470) and of its
+baseline NR (Melis et al. 2017): for each class k a
 binary SVM "k against the rest" with the RBF kernel k(h, r) = exp(-gamma |h - r|^2), and its
 raw decision value (no Platt scaling)
 

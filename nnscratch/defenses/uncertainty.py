@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
+from nnscratch.defenses.base import Defence
 from nnscratch.defenses.crops import CropResizeVote, check_vote_count
 from nnscratch.checks import check_choice, check_integer, check_labels, check_real, check_seed
 from nnscratch.model import Model
@@ -179,7 +180,7 @@ class Decision:
         return xp.where(accepted, self.provisional, -1).astype(xp.int64)
 
 
-class UncertaintyCropDetector:
+class UncertaintyCropDetector(Defence):
     """Alshemali et al.'s detector: MC-dropout uncertainty, crops in the uncertain middle.
 
     fit(model, x, y, x_adv) -> self      decide(x) -> Decision      predict(x) -> (N,) or -1
@@ -203,7 +204,6 @@ class UncertaintyCropDetector:
         self.crop = check_integer(crop, "UncertaintyCropDetector: crop")
         self.statistic = check_choice(statistic, "UncertaintyCropDetector: statistic", STATISTICS)
         self.seed = check_seed(seed, "UncertaintyCropDetector: seed")
-        self.model = None
 
     def __repr__(self):
         return (f"UncertaintyCropDetector(n_samples={self.n_samples}, low={self.low}, "
@@ -222,12 +222,10 @@ class UncertaintyCropDetector:
 
         x, x_adv: (N, C, H, W), (M, C, H, W); y: (N,) int labels of x, or None (checked when
         given, otherwise unused: the thresholds need only the clean/adversarial label).
-        Returns self.
+        The defences' ``fit`` convention (``base.py``). Returns self.
         """
-        if not isinstance(model, Model):
-            raise TypeError(f"UncertaintyCropDetector.fit takes a model with the model "
-                            f"interface, got {type(model).__name__}")
-        model.check_images(x)
+        self.check_fit_arguments(model, x_adv, needs_adv=None)
+        self.check_images(x, model)
         if y is not None:
             check_labels(y, len(x))
         if not self.fixed_thresholds:
@@ -242,15 +240,13 @@ class UncertaintyCropDetector:
         self.model = model
         return self
 
-    def check_fitted(self):
-        if self.model is None:
-            raise RuntimeError("UncertaintyCropDetector is not fitted: call "
-                               "fit(model, x, y, x_adv) first")
+    fit_call = "fit(model, x, y, x_adv)"
 
     def decide(self, x):
         """Algorithm 1 on every image of x (N, C, H, W): a ``Decision``. Crops run only for
         the images whose uncertainty lies in [low, high] (the model's ``predict`` on them)."""
         self.check_fitted()
+        self.check_images(x)
         u, provisional = self.uncertainty(x)
         xp = get_array_module(u)
         stage = xp.where(u < self.low, 0, xp.where(u > self.high, 2, 1)).astype(xp.int64)
@@ -270,4 +266,5 @@ class UncertaintyCropDetector:
     def score(self, x):
         """(N,) the MC-dropout uncertainty: higher = more likely adversarial."""
         self.check_fitted()
+        self.check_images(x)
         return self.uncertainty(x)[0]

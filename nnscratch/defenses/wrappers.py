@@ -9,14 +9,16 @@ attack can target the defended model as it targets the bare one.
     FiveCropAverage(model)     z(x) = 1/5 sum_k model(crop_k(pad(x)));
                                dL/dx = unpad(sum_k uncrop_k(model.pullback_k(g / 5)))
 
-and ``EvalModeHead``, what a fitted defence's scores on top of the network share
-(``OpenMaxModel``, ``RejectingModel``).
+(every tap of ``batch_vjp`` passes through, each g transformed alike), and ``EvalModeHead``,
+what a fitted defence's scores on top of the network share (``OpenMaxModel``,
+``RejectingModel``): one forward and one backward pass of the network per gradient.
 """
 
 from nnscratch.backend import get_array_module, new_rng
 from nnscratch.defenses.preprocessing import Transform
 from nnscratch.checks import check_flag, check_integer, check_seed
 from nnscratch.model import Model
+from nnscratch.model.interface import LOGITS
 
 
 def check_model(model, what):
@@ -71,10 +73,10 @@ class Preprocessed(Model):
     def batch_features(self, x, names):
         return self.model.batch_features(self.transformed(x)[0], names)
 
-    def batch_vjp(self, x, rng=None, tap=None):
+    def batch_vjp(self, x, rng=None, taps=(LOGITS,)):
         x_t, transform_pullback = self.transformed(x)
-        output, model_pullback = self.model.batch_vjp(x_t, rng, tap)
-        return output, lambda g: transform_pullback(model_pullback(g))
+        outputs, model_pullback = self.model.vjp(x_t, rng, taps)
+        return outputs, lambda grads: transform_pullback(model_pullback(grads))
 
     device = property(lambda self: self.model.device)
 
@@ -153,16 +155,17 @@ class FiveCropAverage(Model):
         taps = self.model.batch_features(self.crops(x), names)
         return {name: self.average(value) for name, value in taps.items()}
 
-    def batch_vjp(self, x, rng=None, tap=None):
+    def batch_vjp(self, x, rng=None, taps=(LOGITS,)):
         xp = get_array_module(x)
-        output, pullback = self.model.batch_vjp(self.crops(x), rng, tap)    # (5n, ...)
+        outputs, pullback = self.model.vjp(self.crops(x), rng, taps)      # each (5n, ...)
 
-        def average_pullback(g):                                          # g: (n, ...)
-            share = g / g.dtype.type(5)
-            grad_crops = pullback(xp.concatenate([share] * 5))           # (5n, C, H, W)
+        def average_pullback(grads):                                      # each g: (n, ...)
+            shares = {name: None if g is None else xp.concatenate([g / g.dtype.type(5)] * 5)
+                      for name, g in grads.items()}
+            grad_crops = pullback(shares)                                 # (5n, C, H, W)
             return five_crops_pullback(grad_crops.reshape((5,) + tuple(x.shape)), self.pad)
 
-        return self.average(output), average_pullback
+        return {name: self.average(h) for name, h in outputs.items()}, average_pullback
 
     device = property(lambda self: self.model.device)
 
@@ -177,13 +180,21 @@ class FiveCropAverage(Model):
 
 class EvalModeHead(Model):
     """The network ``model`` with a fitted defence's head on top, as a model: what
-    ``OpenMaxModel`` and ``RejectingModel`` share. Feature taps (and pullbacks from a tap) are
-    the network's own. There is no dropout mode: the head was fitted on the network in eval
-    mode, so an ``rng`` (``mc_logits``, ``loss_gradient(mc_seed=...)``) is refused.
+    ``OpenMaxModel`` and ``RejectingModel`` share. The head reads the network's taps
+    ``head_taps`` (its logits, tapped layers) and gives the logits; a subclass provides
 
-    A subclass gives ``batch_logits`` (calling ``refuse_dropout``) and ``head_vjp(x) ->
-    (logits, pullback)`` for one batch.
+        head(outputs, x) -> (logits (n, K'), pullback(g) -> {tap: gradient}), for one batch,
+        outputs = {tap: activation (n, ...)} of the network for every name in ``head_taps``
+
+    ``batch_vjp`` then runs the network ONCE, forward with the head's taps (and any layer
+    asked for beside the logits), and its pullback runs it ONCE backward, the head's gradients
+    and those given for the layers added in that one pass. The tap ``LOGITS`` here is the
+    head's logits; any other tap is the network's own layer. There is no dropout mode: the
+    head was fitted on the network in eval mode, so an ``rng`` (``mc_logits``,
+    ``loss_gradient(mc_seed=...)``) is refused.
     """
+
+    head_taps = ()
 
     def __init__(self, model):
         self.model = model
@@ -194,16 +205,30 @@ class EvalModeHead(Model):
             raise ValueError(f"{type(self).__name__} has no dropout mode: its head is fitted on "
                              "the network in eval mode (no mc_seed, no mc_logits)")
 
-    def batch_features(self, x, names):
-        return self.model.batch_features(x, names)
-
-    def batch_vjp(self, x, rng=None, tap=None):
-        if tap is not None:
-            return self.model.batch_vjp(x, rng, tap)
+    def batch_logits(self, x, rng=None):
         self.refuse_dropout(rng)
-        return self.head_vjp(x)
+        return self.head(self.model.batch_features(x, self.head_taps), x)[0]
 
-    def head_vjp(self, x):
+    def batch_vjp(self, x, rng=None, taps=(LOGITS,)):
+        if LOGITS not in taps:
+            return self.model.vjp(x, rng, taps)
+        self.refuse_dropout(rng)
+        layers = tuple(name for name in taps if name != LOGITS)
+        inner = tuple(self.head_taps) + tuple(n for n in layers if n not in self.head_taps)
+        hidden, network_pullback = self.model.vjp(x, None, inner)
+        logits, head_pullback = self.head(hidden, x)
+        outputs = {name: logits if name == LOGITS else hidden[name] for name in taps}
+
+        def pullback(grads):
+            grads = dict(grads)
+            g = grads.pop(LOGITS, None)
+            for name, g_head in ({} if g is None else head_pullback(g)).items():
+                grads[name] = g_head if grads.get(name) is None else grads[name] + g_head
+            return network_pullback(grads)
+
+        return outputs, pullback
+
+    def head(self, outputs, x):
         raise NotImplementedError
 
     device = property(lambda self: self.model.device)

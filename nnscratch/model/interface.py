@@ -11,28 +11,31 @@ Everything an attack or a defence may ask of a model::
     model.feature_gradient(x, name, w)     d(sum w * activation)/dx
     model.mc_logits(x, n_samples, seed)    (S, N, K), dropout on
 
-``Model`` derives all of these from three methods that work on one batch, without checks::
+``Model`` derives all of these from two methods that work on one batch, without checks::
 
-    batch_logits(x, rng=None) -> z (n, K)             rng given: dropout on
-    batch_features(x, names) -> {name: activation}
-    batch_vjp(x, rng=None, tap=None) -> (output, pullback)
+    batch_logits(x, rng=None) -> z (n, K)                          rng given: dropout on
+    batch_vjp(x, rng=None, taps=(LOGITS,)) -> ({tap: output}, pullback)
 
-The third is the one gradient primitive, a vector-Jacobian product: ``output`` is the logits
-(or the activation of layer ``tap``) and ``pullback(g)`` returns d(sum g * output)/dx for any
-``g`` shaped like ``output``, as often as asked until the model's next forward pass. Each
-gradient method is a choice of ``g``: softmax(z) - onehot(y) for the loss, ``w`` for the logits,
-one one-hot row per class for the Jacobian. ``Model`` holds the batching (``batch_size`` images
-at a time, so memory stays bounded whatever N is) and the input checks (once per public call).
-
-``Sequential`` (``model/sequential.py``) implements the three through its layers. A wrapper, "model
-after a preprocessing step" or "an average over crops", implements the same three (and
-``device``) and so has the whole interface: every attack can target it.
+The second is the one gradient primitive, a vector-Jacobian product with several taps: one
+forward pass gives the output of every tap (``LOGITS`` = "logits" names the logits, any other
+name the activation of that layer), and pullback({tap: g}) = d(sum over taps of sum g *
+output)/dx in ONE backward pass, for g shaped like its output (a tap given no g, or None, adds
+nothing), as often as asked until the model's next forward pass. Each gradient is a choice of
+g: softmax(z) - onehot(y) on the logits for the loss, ``w`` for the logits, one-hot rows for
+the Jacobian; a defence that reads several layers (OpenMax, DNR) pulls back all at once.
+``batch_features(x, names)`` is the outputs of ``batch_vjp`` unless a model has a cheaper way.
+``Model`` holds the batching (``batch_size`` images at a time, so memory stays bounded
+whatever N is) and the input checks (once per public call). ``Sequential`` implements the
+primitives through its layers; a wrapper ("model after preprocessing", "an average over
+crops") implements the same (and ``device``) and so has the whole interface.
 """
 
 from nnscratch.backend import device_of, get_array_module, new_rng
 from nnscratch.checks import check_integer, check_labels
 from nnscratch.losses import softmax_cross_entropy
 from nnscratch.ops import batch_slices, softmax
+
+LOGITS = "logits"                 # the tap of a model's output (reserved: no layer has it)
 
 
 def join_batches(parts):
@@ -47,9 +50,8 @@ def join_batches(parts):
 
 
 def check_image_batch(x, what="x"):
-    """``x`` must be a floating array of images (N, C, H, W), as attacks and preprocessing
-    defences take them; returns its array module. (``Model.check_images`` checks against one
-    model instead: its input shape and device.)"""
+    """``x`` must be a floating array of images (N, C, H, W); returns its array module.
+    (``Model.check_images`` checks against one model instead: its input shape and device.)"""
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
         raise TypeError(f"{what} must be an array of images (N, C, H, W), got {type(x).__name__}")
     xp = get_array_module(x)
@@ -58,6 +60,16 @@ def check_image_batch(x, what="x"):
     if x.ndim != 4:
         raise ValueError(f"{what} must be images of shape (N, C, H, W), got shape "
                          f"{tuple(x.shape)}")
+    return xp
+
+
+def check_unit_images(x, what="x"):
+    """``check_image_batch`` and values in [0, 1], as attacks and defences take images (they
+    clip to [0, 1]); returns x's array module. Reads the values: one device sync on a GPU."""
+    xp = check_image_batch(x, what)
+    if x.size and not (0 <= float(x.min()) and float(x.max()) <= 1):     # False for NaN too
+        raise ValueError(f"{what} must have values in [0, 1], got values from "
+                         f"{float(x.min())} to {float(x.max())}")
     return xp
 
 
@@ -88,12 +100,22 @@ class Model:
 
     def batch_features(self, x, names):
         """{name: activation (n, ...)} of one batch, in eval mode."""
+        return self.vjp(x, None, names)[0]
+
+    def batch_vjp(self, x, rng=None, taps=(LOGITS,)):
+        """({tap: output}, pullback) of one batch, one forward pass; pullback({tap: g}) =
+        d(sum over the taps given a g of sum g * output)/dx in one backward pass, valid until
+        the next forward pass."""
         raise NotImplementedError
 
-    def batch_vjp(self, x, rng=None, tap=None):
-        """(output, pullback) of one batch: output is the logits, or the activation of layer
-        ``tap``; pullback(g) = d(sum g * output)/dx, valid until the next forward pass."""
-        raise NotImplementedError
+    def vjp(self, x, rng=None, taps=(LOGITS,)):
+        """``batch_vjp`` as the interface and the wrappers call it; also for a model written for
+        the one-tap ``batch_vjp(x, rng, tap) -> (output, pullback(g))`` this replaced."""
+        outputs, pullback = self.batch_vjp(x, rng, tuple(taps))
+        if isinstance(outputs, dict):
+            return outputs, pullback
+        (tap,) = taps                       # a one-tap model can only answer one tap
+        return {tap: outputs}, lambda grads: pullback(grads[tap])
 
     @property
     def device(self):
@@ -116,8 +138,8 @@ class Model:
         Type, dtype, shape and device are checked from the array's metadata. The values (no NaN
         or inf) are checked on NumPy arrays only: on a GPU that check would stall the device
         once per call, every step of an iterative attack; there a NaN input gives NaN outputs.
-        Values outside [0, 1] are accepted: a model may be used on normalised data. Attacks
-        and defences clip to [0, 1], so they will refuse such images themselves.
+        Values outside [0, 1] are accepted (a model may see normalised data), not by attacks
+        and defences (``check_unit_images``).
         """
         if not hasattr(x, "dtype") or not hasattr(x, "shape"):
             raise TypeError(f"images must be an array, got {type(x).__name__}")
@@ -161,9 +183,9 @@ class Model:
         rng = None if mc_seed is None else new_rng(mc_seed, get_array_module(x))
 
         def batch(s):
-            z, pullback = self.batch_vjp(x[s], rng=rng)
-            losses, grad_z = softmax_cross_entropy(z, y[s])       # softmax(z) - onehot(y)
-            return losses, pullback(grad_z)
+            out, pullback = self.vjp(x[s], rng)
+            losses, grad_z = softmax_cross_entropy(out[LOGITS], y[s])   # softmax(z) - onehot(y)
+            return losses, pullback({LOGITS: grad_z})
 
         return self.map_batches(len(x), batch)
 
@@ -173,8 +195,9 @@ class Model:
         self.check_images(x)
 
         def batch(s):
-            z, pullback = self.batch_vjp(x[s])
-            return z, pullback(shaped_like(w[s], z, "the logits"))
+            out, pullback = self.vjp(x[s])
+            z = out[LOGITS]
+            return z, pullback({LOGITS: shaped_like(w[s], z, "the logits")})
 
         return self.map_batches(len(x), batch)
 
@@ -188,13 +211,13 @@ class Model:
         xp = get_array_module(x)
         jac = None
         for s in self.batches(len(x)):
-            z, pullback = self.batch_vjp(x[s])
+            out, pullback = self.vjp(x[s])
             if jac is None:
-                jac = xp.empty((len(x), z.shape[1]) + tuple(x.shape[1:]), dtype=x.dtype)
-            for k in range(z.shape[1]):
-                one_hot = xp.zeros_like(z)
+                jac = xp.empty((len(x), out[LOGITS].shape[1]) + x.shape[1:], dtype=x.dtype)
+            for k in range(out[LOGITS].shape[1]):
+                one_hot = xp.zeros_like(out[LOGITS])
                 one_hot[:, k] = 1
-                jac[s, k] = pullback(one_hot)
+                jac[s, k] = pullback({LOGITS: one_hot})
         return jac
 
     def features(self, x, names):
@@ -209,8 +232,8 @@ class Model:
         self.check_images(x)
 
         def batch(s):
-            h, pullback = self.batch_vjp(x[s], tap=name)
-            return pullback(shaped_like(w[s], h, f"feature {name!r}"))
+            out, pullback = self.vjp(x[s], taps=(name,))
+            return pullback({name: shaped_like(w[s], out[name], f"feature {name!r}")})
 
         return self.map_batches(len(x), batch)
 

@@ -1,12 +1,12 @@
 """Sequential: a stack of layers, with the model interface and a training step.
 
-The interface (``interface.Model``) needs three per-batch methods; here they are one forward
-pass and one backward pass through the layers' hand-written derivatives::
+The interface (``interface.Model``) needs per-batch methods; here they are one forward pass
+and one backward pass through the layers' hand-written derivatives::
 
     batch_logits(x, rng)        forward through every layer
-    batch_features(x, names)    forward up to the last named layer, keeping the named outputs
-    batch_vjp(x, rng, tap)      forward up to ``tap``; pullback(g) = backward from ``tap`` with
-                                param_grads=False, so no parameter gradient is touched
+    batch_vjp(x, rng, taps)     forward up to the deepest tap, keeping the taps' outputs;
+                                pullback = one backward pass (param_grads=False), each g
+                                added where the pass reaches its tap's layer
 
 Training uses ``compute_gradients``: forward with dropout, backward filling ``layer.grads``.
 """
@@ -17,7 +17,7 @@ from nnscratch.backend import device_of, get_array_module
 from nnscratch.layers.base import Layer
 from nnscratch.checks import check_integer, check_labels
 from nnscratch.losses import softmax_cross_entropy
-from nnscratch.model.interface import Model
+from nnscratch.model.interface import LOGITS, Model
 
 
 class Sequential(Model):
@@ -50,20 +50,16 @@ class Sequential(Model):
 
     # ---------------------------------------------- forward and backward through the layers
 
-    def forward(self, x, training=False, rng=None, tap=None):
-        """Run the layers on one batch (no checks, no batching), up to and including layer
-        ``tap`` (default: all of them)."""
-        stop = len(self.layers) if tap is None else self.index(tap) + 1
-        for layer in self.layers[:stop]:
+    def forward(self, x, training=False, rng=None):
+        """Run every layer on one batch (no checks, no batching)."""
+        for layer in self.layers:
             x = layer.forward(x, training=training, rng=rng)
         return x
 
-    def backward(self, grad, param_grads=True, tap=None, input_grad=True):
-        """Back-propagate ``grad``, the gradient of the output of layer ``tap`` (default: the
-        last one), to the input through the caches of the latest ``forward``; returns grad_x,
-        or None with ``input_grad=False`` (in training nobody needs the input's gradient)."""
-        stop = len(self.layers) if tap is None else self.index(tap) + 1
-        for i in reversed(range(stop)):
+    def backward(self, grad, param_grads=True, input_grad=True):
+        """Back-propagate ``grad`` (of the output) to the input through the latest ``forward``'s
+        caches; grad_x, or None with ``input_grad=False`` (training needs no input gradient)."""
+        for i in reversed(range(len(self.layers))):
             # every layer but the first must pass a gradient down to the layer below it
             grad = self.layers[i].backward(grad, param_grads=param_grads,
                                            input_grad=input_grad or i > 0)
@@ -84,18 +80,27 @@ class Sequential(Model):
     def batch_logits(self, x, rng=None):
         return self.forward(x, rng=rng)
 
-    def batch_features(self, x, names):
-        last = max((self.index(name) for name in names), default=-1)
-        taps = {}
-        for layer in self.layers[:last + 1]:
-            x = layer.forward(x)
-            if layer.name in names:
-                taps[layer.name] = x
-        return taps
+    def batch_vjp(self, x, rng=None, taps=(LOGITS,)):
+        depth = {name: len(self.layers) - 1 if name == LOGITS else self.index(name)
+                 for name in taps}                                  # the layer of each tap
+        outputs, h = {}, x
+        for i, layer in enumerate(self.layers[:max(depth.values(), default=-1) + 1]):
+            h = layer.forward(h, rng=rng)
+            outputs.update({name: h for name in taps if depth[name] == i})
 
-    def batch_vjp(self, x, rng=None, tap=None):
-        output = self.forward(x, rng=rng, tap=tap)
-        return output, lambda g: self.backward(g, param_grads=False, tap=tap)
+        def pullback(grads):
+            if set(grads) - set(taps):
+                raise KeyError(f"gradients for {sorted(grads)}, taps {list(taps)}")
+            grad = None                    # d(sum)/d(output of layer i); None: nothing yet
+            for i in reversed(range(max(depth.values(), default=-1) + 1)):
+                for name in taps:
+                    if depth[name] == i and grads.get(name) is not None:
+                        grad = grads[name] if grad is None else grad + grads[name]
+                if grad is not None:
+                    grad = self.layers[i].backward(grad, param_grads=False)
+            return get_array_module(x).zeros_like(x) if grad is None else grad
+
+        return outputs, pullback
 
     @property
     def device(self):
