@@ -72,3 +72,51 @@ def pool2d(x, k, stride, grad_y, mode):
                         y[a, ch, p, q] = window.mean()
                         grad_x[a, ch, r0:r0 + k, c0:c0 + k] += grad_y[a, ch, p, q] / k ** 2
     return y, grad_x
+
+
+# ---------------------------------------------------------------- detector-aware PGD, as loops
+# The Alshemali study's first adaptive attacks, written as plain NumPy loops before they became
+# nnscratch.attacks.EOTPGD and DetectorAwarePGD: tests/test_attacks_adaptive.py checks that the
+# classes give exactly these images.
+
+def linf_project(x, x_adv, eps):
+    eps = x.dtype.type(eps)
+    return np.clip(x + np.clip(x_adv - x, -eps, eps), 0, 1)
+
+
+def second_class(model, x, y):
+    """The most likely class other than y at x: (N,) int64."""
+    logits = np.array(model.logits(x), dtype=np.float64)
+    logits[np.arange(len(y)), y] = -np.inf
+    return logits.argmax(axis=1)
+
+
+def eot_pgd(model, x, y, eps, steps, samples, weight, seed):
+    """L-inf PGD with EOT over dropout masks towards the second class (module docstring)."""
+    target = second_class(model, x, y)
+    x_adv, step = x.copy(), x.dtype.type(eps / 10)
+    for k in range(steps):
+        losses, gradients = zip(*(model.loss_gradient(x_adv, target, mc_seed=seed + k * samples + s)
+                                  for s in range(samples)))
+        p = np.exp(-np.stack(losses))                                    # (S, N)
+        g = np.stack(gradients)                                          # (S, N, C, H, W)
+        spread = p.std(axis=0) + 1e-12                                   # (N,)
+        dstd = ((p - p.mean(axis=0)) * -p / (samples * spread))          # (S, N)
+        total = g.mean(axis=0) + weight * np.einsum("sn,snchw->nchw", dstd, g)
+        x_adv = linf_project(x, x_adv - step * np.sign(total), eps)
+    return x_adv.astype(x.dtype)
+
+
+def unit(g):
+    norms = np.sqrt((g.reshape(len(g), -1) ** 2).sum(axis=1)).reshape(-1, 1, 1, 1)
+    return g / np.maximum(norms, 1e-12)
+
+
+def kde_aware_pgd(model, detector, x, y, eps, steps):
+    """L-inf PGD up the loss at y and down Feinman's decision value (module docstring)."""
+    x_adv, step = x.copy(), x.dtype.type(eps / 10)
+    for _ in range(steps):
+        _, loss_grad = model.loss_gradient(x_adv, y)
+        total = unit(np.asarray(loss_grad)) - unit(np.asarray(detector.score_gradient(x_adv)))
+        x_adv = linf_project(x, x_adv + step * np.sign(total), eps)
+    return x_adv.astype(x.dtype)

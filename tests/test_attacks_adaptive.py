@@ -9,7 +9,7 @@ from nnscratch.attacks import PGD, DetectorAwarePGD, EOTPGD
 from nnscratch.attacks.base import Oracle
 from nnscratch.attacks.saliency import runner_up
 from nnscratch.backend import device_of, get_array_module, to_numpy
-from nnscratch.experiments.alshemali_adaptive import eot_pgd, kde_aware_pgd
+from reference import eot_pgd, kde_aware_pgd
 from nnscratch.gradcheck import assert_gradients_close, compare_input_gradient
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from nnscratch.model import Sequential

@@ -24,51 +24,14 @@ and the accuracy on the images flagged clean, beside the non-adaptive attack on 
 
 import numpy as np
 
-from nnscratch.attacks.iterative import project
+from nnscratch.attacks import EOTPGD, DetectorAwarePGD
+from nnscratch.attacks.saliency import runner_up
 from nnscratch.defenses.uncertainty import UncertaintyCropDetector
 from nnscratch.experiments.alshemali.feinman import (correct_halves, feinman_attack,
                                                      fitted_detector)
 from nnscratch.experiments.alshemali.stages import (clean_flagged_accuracy, halves,
                                                     outcome_counts)
 from nnscratch.experiments.common import mnist
-
-
-def second_class(model, x, y):
-    """The most likely class other than y at x: (N,) int64."""
-    logits = np.array(model.logits(x), dtype=np.float64)
-    logits[np.arange(len(y)), y] = -np.inf
-    return logits.argmax(axis=1)
-
-
-def eot_pgd(model, x, y, eps, steps, samples, weight, seed):
-    """L-inf PGD with EOT over dropout masks towards the second class (module docstring)."""
-    target = second_class(model, x, y)
-    x_adv, step = x.copy(), x.dtype.type(eps / 10)
-    for k in range(steps):
-        losses, gradients = zip(*(model.loss_gradient(x_adv, target, mc_seed=seed + k * samples + s)
-                                  for s in range(samples)))
-        p = np.exp(-np.stack(losses))                                    # (S, N)
-        g = np.stack(gradients)                                          # (S, N, C, H, W)
-        spread = p.std(axis=0) + 1e-12                                   # (N,)
-        dstd = ((p - p.mean(axis=0)) * -p / (samples * spread))          # (S, N)
-        total = g.mean(axis=0) + weight * np.einsum("sn,snchw->nchw", dstd, g)
-        x_adv = project(x, x_adv - step * np.sign(total), eps, "linf")
-    return x_adv.astype(x.dtype)
-
-
-def unit(g):
-    norms = np.sqrt((g.reshape(len(g), -1) ** 2).sum(axis=1)).reshape(-1, 1, 1, 1)
-    return g / np.maximum(norms, 1e-12)
-
-
-def kde_aware_pgd(model, detector, x, y, eps, steps):
-    """L-inf PGD up the loss at y and down Feinman's decision value (module docstring)."""
-    x_adv, step = x.copy(), x.dtype.type(eps / 10)
-    for _ in range(steps):
-        _, loss_grad = model.loss_gradient(x_adv, y)
-        total = unit(np.asarray(loss_grad)) - unit(np.asarray(detector.score_gradient(x_adv)))
-        x_adv = project(x, x_adv + step * np.sign(total), eps, "linf")
-    return x_adv.astype(x.dtype)
 
 
 def evaluate(predict, x_clean, y_clean, x_adv, y_adv):
@@ -97,8 +60,11 @@ def adaptive_uncertainty(cfg, inputs, ctx):
         detector.fit(model, made["validation_x_clean"], None, made["validation_x_adv"])
         eps = made["setting"]
         x_source, y_source = halves(model, x, y)[2][:n], made["y_adv"][:n]
-        adaptive = eot_pgd(model, x_source, y_source, eps, cfg["adaptive_steps"],
-                           cfg["eot_samples"], cfg["uncertainty_weight"], cfg["seed"])
+        attack = EOTPGD(eps, step=eps / 10, steps=cfg["adaptive_steps"], random_start=False,
+                        seed=cfg["seed"], samples=cfg["eot_samples"],
+                        uncertainty_weight=cfg["uncertainty_weight"], targeted=True)
+        target = runner_up(model.logits(x_source), y_source)
+        adaptive = attack.generate(model, x_source, y_source, target=target).x_adv
         out[kind] = {"eps": eps,
                      "non_adaptive": evaluate(detector.predict, x_clean, y_clean,
                                               made["x_adv"][:n], y_source),
@@ -119,7 +85,9 @@ def adaptive_feinman(cfg, inputs, ctx):
     detector = fitted_detector(cfg, model, x_fit, y_fit, np.asarray(fit_adv.x_adv))
     non_adaptive = np.asarray(feinman_attack("bim_a", cfg).generate(model, x_held, y_held).x_adv)
     eps = cfg["feinman_bim_a"]["eps"]
-    adaptive = kde_aware_pgd(model, detector, x_held, y_held, eps, cfg["adaptive_steps"])
+    attack = DetectorAwarePGD(detector, eps, step=eps / 10, steps=cfg["adaptive_steps"],
+                              random_start=False)
+    adaptive = attack.generate(model, x_held, y_held).x_adv
     out = {"images": len(y_held), "eps": eps,
            "non_adaptive": evaluate(detector.predict, x_held, y_held, non_adaptive, y_held),
            "adaptive": evaluate(detector.predict, x_held, y_held, adaptive, y_held),
