@@ -61,8 +61,7 @@ class Evaluation:
         norms = {key: self.norms[key] for key in ("l0", "l2", "linf")}
         report = metrics.attack_report(self.y, self.clean, self.adversarial, self.success,
                                        norms, pass_scores)
-        report.update(mean_queries=float(self.queries.mean()) if len(self.queries) else 0.0,
-                      seconds=self.seconds)
+        report.update(mean_queries=float(self.queries.mean()), seconds=self.seconds)
         return report
 
 
