@@ -12,6 +12,7 @@ STUDIES = {
     "gunther": "nnscratch.experiments.gunther",
     "alshemali": "nnscratch.experiments.alshemali",
     "dnr": "nnscratch.experiments.dnr",
+    "wang": "nnscratch.experiments.wang",
 }
 
 
