@@ -143,8 +143,9 @@ def test_table2_transforms():
     assert set(table) == {"noise", "blur", "shift", "combined"}
     for t in table.values():
         assert isinstance(t, Compose) and isinstance(t.transforms[-1], Round) and not t.exact
-    assert repr(table["combined"]) == ("Compose(Shift(pixels=1), Blur(sigma=1.0, radius=3), "
-                                       "GaussianNoise(sigma=0.00392156862745098), Round())")
+    assert repr(table["combined"]) == ("Compose(Shift(pixels=1), Blur(sigma=1.0, radius=3, "
+                                       "mode='constant'), GaussianNoise(sigma=0.003921568627"
+                                       "45098), Round())")
 
 
 @pytest.mark.parametrize("bad, error, message", [

@@ -6,6 +6,8 @@ share one ``fit`` convention and their checks (``base.Defence``).
   fitted check, images in [0, 1], flattened taps)
 - ``preprocessing``: ``GaussianNoise``, ``Blur``, ``Shift``, ``Round``, ``Compose``
   (Günther et al.'s Table 2), each ``t(x, rng)``, ``t.forward`` -> (x', pullback), ``t.vjp``
+- ``squeezing``: ``MedianFilter``, ``BitDepth`` (Xu et al.'s feature squeezing), transforms too
+- ``padding``: scipy.ndimage's border modes as matrices (the median filter, the blur's modes)
 - ``wrappers``: ``Preprocessed(model, t)``, ``FiveCropAverage(model)``
 - ``openmax``: ``OpenMax`` (fit / predict / score / predict_proba) and ``OpenMaxModel``
 - ``weibull``: the libMR-style Weibull tail fit behind OpenMax
@@ -30,6 +32,7 @@ from nnscratch.defenses.preprocessing import (Blur, Compose, GaussianNoise, Roun
                                               Transform, table2_transforms)
 from nnscratch.defenses.rejection import (AtRejectRate, RejectingModel, SoftmaxThreshold,
                                           threshold_for_rate)
+from nnscratch.defenses.squeezing import BitDepth, MedianFilter
 from nnscratch.defenses.svm import RBFOneVsRest
 from nnscratch.defenses.uncertainty import (UncertaintyCropDetector,
                                             information_gain_thresholds, mc_uncertainty)
@@ -37,8 +40,9 @@ from nnscratch.defenses.weibull import WeibullTail, fit_tail
 from nnscratch.defenses.wrappers import FiveCropAverage, Preprocessed, five_crops
 
 __all__ = ["Defence", "Transform", "GaussianNoise", "Blur", "Shift", "Round", "Compose",
-           "table2_transforms", "Preprocessed", "FiveCropAverage", "five_crops", "OpenMax",
-           "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize", "CropResizeVote",
-           "mc_uncertainty", "information_gain_thresholds", "UncertaintyCropDetector",
-           "KDEUncertaintyDetector", "RBFOneVsRest", "DeepNeuralRejection", "NeuralRejection",
-           "threshold_for_rate", "SoftmaxThreshold", "AtRejectRate", "RejectingModel"]
+           "table2_transforms", "MedianFilter", "BitDepth", "Preprocessed", "FiveCropAverage",
+           "five_crops", "OpenMax", "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize",
+           "CropResizeVote", "mc_uncertainty", "information_gain_thresholds",
+           "UncertaintyCropDetector", "KDEUncertaintyDetector", "RBFOneVsRest",
+           "DeepNeuralRejection", "NeuralRejection", "threshold_for_rate", "SoftmaxThreshold",
+           "AtRejectRate", "RejectingModel"]

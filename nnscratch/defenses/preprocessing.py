@@ -31,7 +31,8 @@ import numbers
 
 from nnscratch.backend import get_array_module, new_rng
 from nnscratch.layers import GaussianBlur
-from nnscratch.checks import check_integer, check_real
+from nnscratch.checks import check_choice, check_integer, check_real
+from nnscratch.defenses.padding import MODES, along_rows_and_columns, padding_matrix
 from nnscratch.model.interface import check_unit_images
 
 GREY_LEVELS = 255                               # images hold k / 255, k = 0 .. 255
@@ -102,18 +103,46 @@ class Blur(Transform):
     pixels (the paper: one pixel).
 
     The paper gives neither the kernel size nor the border handling. We take the taps of
-    ``nnscratch.layers.GaussianBlur``: radius ceil(3 sigma) (3 for sigma = 1, a 7 x 7 kernel,
-    taps normalised to sum 1) unless ``radius`` is given, and zero padding (black outside the
-    image: MNIST's background). The operator is then a symmetric matrix, so the pullback is
-    the same blur applied to g.
+    ``nnscratch.layers.GaussianBlur`` (normalised to sum 1) of radius ceil(3 sigma) (3 for
+    sigma = 1, a 7 x 7 kernel) unless ``radius`` is given, or scipy's int(truncate * sigma + 0.5)
+    if ``truncate`` is, and zero padding (mode "constant": black outside the image, MNIST's
+    background). The operator is then a symmetric matrix, so the pullback is the same blur
+    applied to g.
+
+    The other modes of ``padding.MODES`` pad as scipy.ndimage does ("reflect" is Wang & Zhang's
+    blur: sigma 2, truncate 4), so ``Blur(s, mode=m, truncate=t)(x)`` equals
+    ``scipy.ndimage.gaussian_filter(x, (0, 0, s, s), mode=m, truncate=t)``. Along an axis of
+    length n the blur is then the (n, n) matrix A = T P: P (n + 2r, n) the padding and T the taps
+    on the padded grid, T[i, i + t] = g[t]. x_out = A_h x A_w^T; the pullback A_h^T g A_w is the
+    blur's adjoint on the padded grid, then the padding's (border gradients folded back onto the
+    pixels they copy). For "reflect" A happens to be symmetric, A[i, j] = sum_k g[j - i + 2nk]
+    + g[-1 - i - j + 2nk] (g even, zero beyond the radius); for "mirror" and "nearest" it is
+    not. A^T serves every mode.
     """
 
-    def __init__(self, sigma=1.0, radius=None):
+    def __init__(self, sigma=1.0, radius=None, mode="constant", truncate=None):
+        sigma = check_real(sigma, "Blur: sigma", positive=True)
+        if truncate is not None:
+            if radius is not None:
+                raise ValueError("Blur: give radius or truncate, not both")
+            radius = int(check_real(truncate, "Blur: truncate", positive=True) * sigma + 0.5)
         self._blur = GaussianBlur(sigma, radius)
         self.sigma, self.radius = self._blur.sigma, self._blur.radius
+        self.mode = check_choice(mode, "Blur: mode", MODES)
 
     def apply(self, x, rng):
-        return self._blur.blur(x), self._blur.blur
+        if self.mode == "constant":
+            return self._blur.blur(x), self._blur.blur
+        xp = get_array_module(x)
+        a_h, a_w = (xp.asarray(self.matrix(n), dtype=x.dtype) for n in x.shape[2:])
+        return (along_rows_and_columns(a_h, x, a_w),
+                lambda g: along_rows_and_columns(a_h.T, g, a_w.T))
+
+    def matrix(self, n):
+        """A = T P (n, n), float64: the blur along an axis of length n, padded in ``mode``."""
+        r = self.radius
+        padding = padding_matrix(n, r, r, self.mode)                            # (n + 2r, n)
+        return sum(tap * padding[t:t + n] for t, tap in enumerate(self._blur.taps))
 
 
 # (axis, step) of np.roll for the four directions: left, right, up, down
