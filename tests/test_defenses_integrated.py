@@ -8,7 +8,8 @@ import pytest
 
 from nnscratch.attacks import FGSM
 from nnscratch.backend import device_of, to_numpy
-from nnscratch.defenses import Blur, IntegratedModel, MedianFilter, Preprocessed, combiner
+from nnscratch.defenses import (BPDA, Blur, IntegratedModel, MedianFilter, Preprocessed,
+                                combiner)
 from nnscratch.gradcheck import (assert_gradients_close, check_jacobian, check_logit_gradient,
                                  check_loss_gradient)
 from nnscratch.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
@@ -63,7 +64,7 @@ def test_an_attack_targets_the_whole_pipeline():
     x = images(np, 6)
     result = FGSM(eps=0.3).generate(model, x)
     grad = np.sign(model.loss_gradient(x, model.predict(x))[1])
-    np.testing.assert_array_equal(result.x_adv, np.clip(x + np.float32(0.3) * grad, 0, 1))
+    np.testing.assert_array_equal(result.x_adv, np.clip(x + 0.3 * grad, 0, 1))
 
 
 def test_bad_combinations_are_refused():
@@ -80,3 +81,14 @@ def test_bad_combinations_are_refused():
         IntegratedModel([lambda x: x], combiner(2))
     with pytest.raises(ValueError, match="hidden size"):
         combiner(4, hidden=(0,))
+
+
+def test_bpda_keeps_the_output_and_passes_the_gradient_through_unchanged(xp):
+    x = images(xp, 2)
+    blur = Blur(sigma=2.0, truncate=4.0, mode="reflect")
+    g = xp.asarray(np.random.default_rng(7).standard_normal(x.shape))
+    np.testing.assert_array_equal(to_numpy(BPDA(blur)(x)), to_numpy(blur(x)))
+    np.testing.assert_array_equal(to_numpy(BPDA(blur).vjp(x, g)), to_numpy(g))
+    assert blur.exact and not BPDA(blur).exact
+    with pytest.raises(TypeError, match="Transform"):
+        BPDA(lambda x: x)

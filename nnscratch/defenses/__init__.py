@@ -5,7 +5,10 @@ share one ``fit`` convention and their checks (``base.Defence``).
 - ``base``: ``Defence`` (fit(model, x, y, x_adv=None, *, named data), predict, score; the
   fitted check, images in [0, 1], flattened taps)
 - ``preprocessing``: ``GaussianNoise``, ``Blur``, ``Shift``, ``Round``, ``Compose``
-  (Günther et al.'s Table 2), each ``t(x, rng)``, ``t.forward`` -> (x', pullback), ``t.vjp``
+  (Günther et al.'s Table 2), each ``t(x, rng)``, ``t.forward`` -> (x', pullback), ``t.vjp``;
+  ``BPDA(t)``: t's output with the identity as its pullback
+- ``integrated``: ``IntegratedModel`` (Wang & Zhang: an MLP ``combiner`` on several
+  networks' logits)
 - ``squeezing``: ``MedianFilter``, ``BitDepth`` (Xu et al.'s feature squeezing), transforms too
 - ``padding``: scipy.ndimage's border modes as matrices (the median filter, the blur's modes)
 - ``wrappers``: ``Preprocessed(model, t)``, ``FiveCropAverage(model)``
@@ -26,9 +29,10 @@ A defence never imports an attack (attacks and defences are siblings).
 from nnscratch.defenses.base import Defence
 from nnscratch.defenses.crops import CropResizeVote, crop_resize
 from nnscratch.defenses.dnr import DeepNeuralRejection, NeuralRejection
+from nnscratch.defenses.integrated import IntegratedModel, combiner
 from nnscratch.defenses.kde import KDEUncertaintyDetector
 from nnscratch.defenses.openmax import OpenMax, OpenMaxModel
-from nnscratch.defenses.preprocessing import (Blur, Compose, GaussianNoise, Round, Shift,
+from nnscratch.defenses.preprocessing import (BPDA, Blur, Compose, GaussianNoise, Round, Shift,
                                               Transform, table2_transforms)
 from nnscratch.defenses.rejection import (AtRejectRate, RejectingModel, SoftmaxThreshold,
                                           threshold_for_rate)
@@ -39,7 +43,7 @@ from nnscratch.defenses.uncertainty import (UncertaintyCropDetector,
 from nnscratch.defenses.weibull import WeibullTail, fit_tail
 from nnscratch.defenses.wrappers import FiveCropAverage, Preprocessed, five_crops
 
-__all__ = ["Defence", "Transform", "GaussianNoise", "Blur", "Shift", "Round", "Compose",
+__all__ = ["Defence", "Transform", "BPDA", "IntegratedModel", "combiner", "GaussianNoise", "Blur", "Shift", "Round", "Compose",
            "table2_transforms", "MedianFilter", "BitDepth", "Preprocessed", "FiveCropAverage",
            "five_crops", "OpenMax", "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize",
            "CropResizeVote", "mc_uncertainty", "information_gain_thresholds",

@@ -218,6 +218,22 @@ class Compose(Transform):
         return f"Compose({', '.join(map(repr, self.transforms))})"
 
 
+class BPDA(Transform):
+    """``transform``'s output with the identity as its pullback (BPDA, Athalye et al. 2018):
+    the attack that treats a preprocessing step as if it were not there on the way back,
+    whether or not its true derivative exists. ``exact = False``."""
+
+    exact = False
+
+    def __init__(self, transform):
+        if not isinstance(transform, Transform):
+            raise TypeError(f"BPDA takes a Transform, got {transform!r}")
+        self.transform = transform
+
+    def apply(self, x, rng):
+        return self.transform.apply(x, rng)[0], identity_pullback
+
+
 def table2_transforms():
     """The preprocessing columns of Günther et al.'s Table 2, each followed by rounding to
     integral grey levels. ("None" is no transform; "Crops" is ``FiveCropAverage``.)"""
