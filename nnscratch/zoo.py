@@ -134,6 +134,41 @@ def binary_cnn(seed=0, input_shape=(1, 28, 28), num_classes=2):
         Dense(128, num_classes, rng=rng)], input_shape=input_shape)
 
 
+def cleverhans_cnn(seed=0, input_shape=(1, 28, 28), num_classes=2):
+    """cleverhans' basic CNN (its tutorials' ``ModelBasicCNN``), Wang & Zhang's code's network.
+
+    conv8x8x64 stride 2, ReLU; conv6x6x128 stride 2, ReLU; conv5x5x128, ReLU; dense2 (logits).
+    On 28x28: 28 -> 14 -> 5 -> 1, flattened to 128. The first convolution is TensorFlow's
+    "same" at stride 2, which pads (ceil(28 / 2) - 1) * 2 + 8 - 28 = 6 pixels, 3 on each side
+    (so for any even H and W; an odd size would pad one more at the bottom/right, which this
+    builder does not do); the others are unpadded. Parameter counts 4,160, 295,040, 409,728
+    and 258 (num_classes 2): 709,186 in all. cleverhans draws every kernel from a normal of
+    standard deviation 1 / sqrt(fan_in) (its "HeReLuNormalInitializer"); nnscratch's layers
+    have one initialisation, Glorot-uniform, which we keep.
+    """
+    rng = np.random.default_rng(seed)
+    trunk = [Conv2D(input_shape[0], 64, 8, stride=2, padding=3, rng=rng), ReLU(),
+             Conv2D(64, 128, 6, stride=2, rng=rng), ReLU(), Conv2D(128, 128, 5, rng=rng), ReLU()]
+    return Sequential(trunk + [
+        Flatten(), Dense(_flat_size(trunk, input_shape), num_classes, rng=rng)],
+        input_shape=input_shape)
+
+
+def substitute_mlp(seed=0, input_shape=(1, 28, 28), num_classes=2):
+    """The substitute of Papernot et al.'s black-box attack ("Practical Black-Box Attacks
+    against Machine Learning", 2017) as cleverhans' black-box tutorial builds it.
+
+    dense200, ReLU, dense200, ReLU, dense2 on the flattened image. Parameter counts on 28x28
+    (num_classes 2): 157,000, 40,200 and 402: 197,602 in all. Glorot-uniform initial weights
+    (cleverhans: normal, standard deviation 1 / sqrt(fan_in); as for ``cleverhans_cnn``).
+    """
+    rng = np.random.default_rng(seed)
+    return Sequential([
+        Flatten(), Dense(math.prod(input_shape), 200, rng=rng), ReLU(),
+        Dense(200, 200, rng=rng), ReLU(), Dense(200, num_classes, rng=rng)],
+        input_shape=input_shape)
+
+
 def small_cnn(seed=0, input_shape=(1, 8, 8), num_classes=10):
     """A small CNN for scikit-learn's 8x8 digits (the demo; not from a paper).
 
@@ -148,11 +183,13 @@ def small_cnn(seed=0, input_shape=(1, 8, 8), num_classes=10):
 
 BUILDERS = {"lenet": lenet, "feinman_cnn": feinman_cnn, "mnist_cnn_harms": mnist_cnn_harms,
             "cifar_cnn_harms": cifar_cnn_harms, "dnr_cnn": dnr_cnn, "binary_cnn": binary_cnn,
-            "small_cnn": small_cnn}
+            "small_cnn": small_cnn, "cleverhans_cnn": cleverhans_cnn,
+            "substitute_mlp": substitute_mlp}
 
 # The options of each network beyond input_shape and num_classes, which all take.
 OPTIONS = {"lenet": ("dropout", "blur_sigma"), "feinman_cnn": (), "mnist_cnn_harms": (),
-           "cifar_cnn_harms": (), "dnr_cnn": ("dropout",), "binary_cnn": (), "small_cnn": ()}
+           "cifar_cnn_harms": (), "dnr_cnn": ("dropout",), "binary_cnn": (), "small_cnn": (),
+           "cleverhans_cnn": (), "substitute_mlp": ()}
 
 
 def build(name, seed=0, **options):
@@ -238,6 +275,10 @@ class Recipe:
 # binary_cnn, cifar_cnn_harms: not given by the papers; Adam.
 # small_cnn (the demo): Adam 0.005 with a cosine over 30 epochs: 97.5-98.6% on digits' test
 #   split over seeds 0-2, where a constant rate for 15 epochs gave 96.4-98.1%.
+# cleverhans_cnn: cleverhans' tutorials' Adam 0.001, batch 128, 6 epochs (Wang & Zhang's code;
+#   its label smoothing of 0.1 is left to the study).
+# substitute_mlp: cleverhans' black-box tutorial's Adam 0.001, batch 128, 10 epochs (per round
+#   of substitute training: nnscratch.attacks.substitute.train_substitute).
 RECIPES = {
     "lenet": Recipe(optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=64,
                     epochs=12, schedule="cosine"),
@@ -250,4 +291,6 @@ RECIPES = {
     "cifar_cnn_harms": Recipe(optimizer="adam", lr=0.001, batch_size=128, epochs=30),
     "small_cnn": Recipe(optimizer="adam", lr=0.005, batch_size=32, epochs=30,
                         schedule="cosine"),
+    "cleverhans_cnn": Recipe(optimizer="adam", lr=0.001, batch_size=128, epochs=6),
+    "substitute_mlp": Recipe(optimizer="adam", lr=0.001, batch_size=128, epochs=10),
 }

@@ -14,7 +14,7 @@ from nnscratch.attacks import (BIM, EOTPGD, FGSM, FGV, JSMA, LBFGS, PGD, Attack,
                                CarliniWagnerL2, DetectorAwarePGD, FoolingImages, HotCold,
                                LocalSearch, Misclassification, MisclassificationNotRejected,
                                OnePixel, RejectAwarePGD, SpatialGrid, TargetConfidence,
-                               TargetedMisclassification)
+                               TargetedMisclassification, TransferAttack)
 from nnscratch.attacks.base import Oracle
 from nnscratch.attacks.norms import normalized, project
 from nnscratch.backend import to_numpy
@@ -43,6 +43,7 @@ EXAMPLES = [
     FoolingImages(0.9, steps=10, step_size=0.02, start="x", seed=4),
     RejectAwarePGD(1.0, steps=3, step=0.2, line_search=2, norm="linf",
                    starts=np.zeros((2, 1, 8, 8), dtype=np.float32)),
+    TransferAttack(tiny_model(np), FGSM(0.1, targeted=True)),
 ]
 
 
@@ -72,6 +73,7 @@ def test_settings_give_worked_out_defaults_as_the_values_they_took():
                                     "max_eps": None, "tolerance": 1e-3}
     assert "starts" not in RejectAwarePGD(1.0).settings()
     assert "detector" not in DetectorAwarePGD(Quadratic(), 0.1).settings()
+    assert TransferAttack(tiny_model(np), FGSM(0.1)).settings() == {}     # two objects
 
 
 def test_a_tolerance_is_checked_even_without_the_minimal_search():

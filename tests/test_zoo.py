@@ -119,3 +119,22 @@ def test_recipes_are_frozen_and_keep_the_papers_values():
         "optimizer": "sgd", "lr": 0.01, "batch_size": 64, "epochs": 12, "momentum": 0.9,
         "weight_decay": 5e-4, "schedule": "cosine", "warmup_steps": 0}
     assert zoo.RECIPES["dnr_cnn"].warmup_steps == 300
+
+
+def test_wang_and_zhangs_code_networks_have_cleverhans_shapes_and_sizes():
+    """cleverhans_cnn on 28x28: conv8x8x64 s2 pad 3 (28 -> 14): 64 * 8 * 8 + 64 = 4,160;
+    conv6x6x128 s2 (14 -> 5): 128 * 64 * 36 + 128 = 295,040; conv5x5x128 (5 -> 1):
+    128 * 128 * 25 + 128 = 409,728; dense 128 -> 2: 258. substitute_mlp: 784 * 200 + 200 =
+    157,000; 200 * 200 + 200 = 40,200; 200 * 2 + 2 = 402."""
+    cnn = zoo.build("cleverhans_cnn")
+    assert cnn.layer_shapes()[:6:2] == [(64, 14, 14), (128, 5, 5), (128, 1, 1)]
+    assert cnn.layer_shapes()[-1] == (2,)
+    assert [p.size for _, p, _ in cnn.parameters()] == [4096, 64, 294912, 128, 409600, 128,
+                                                         256, 2]
+    mlp = zoo.build("substitute_mlp")
+    assert mlp.layer_shapes() == [(784,), (200,), (200,), (200,), (200,), (2,)]
+    assert mlp.n_params == 157_000 + 40_200 + 402
+    assert cnn.n_params == 4_160 + 295_040 + 409_728 + 258
+    assert zoo.build("substitute_mlp", input_shape=(1, 8, 8), num_classes=10).layer_shapes()[
+        -1] == (10,)
+    assert (zoo.RECIPES["cleverhans_cnn"].epochs, zoo.RECIPES["substitute_mlp"].epochs) == (6, 10)

@@ -13,7 +13,9 @@ DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py``
 ``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
 only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations), ``hotcold.py``
 (HotCold: towards a hot class, away from the cold one), ``fooling.py`` (FoolingImages),
-``reject_aware.py`` (RejectAwarePGD: Sotgiu et al.'s attack on a model with a reject class).
+``reject_aware.py`` (RejectAwarePGD: Sotgiu et al.'s attack on a model with a reject class),
+``substitute.py`` (train_substitute and TransferAttack: Papernot et al.'s black-box attack
+through a substitute trained on the target's labels).
 """
 
 from nnscratch.attacks.adaptive import DetectorAwarePGD, EOTPGD
@@ -29,8 +31,10 @@ from nnscratch.attacks.query import LocalSearch, OnePixel
 from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.attacks.saliency import JSMA
 from nnscratch.attacks.spatial import SpatialGrid
+from nnscratch.attacks.substitute import TransferAttack, train_substitute
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "EOTPGD",
            "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch",
-           "SpatialGrid", "HotCold", "FoolingImages", "RejectAwarePGD", "Misclassification",
+           "SpatialGrid", "HotCold", "FoolingImages", "RejectAwarePGD", "TransferAttack",
+           "train_substitute", "Misclassification",
            "TargetedMisclassification", "MisclassificationNotRejected", "TargetConfidence"]
