@@ -17,6 +17,10 @@ share one ``fit`` convention and their checks (``base.Defence``).
 - ``dnr``: ``DeepNeuralRejection``, ``NeuralRejection`` (Sotgiu et al.; Melis et al.)
 - ``rejection``: ``threshold_for_rate``, ``SoftmaxThreshold``, ``AtRejectRate``,
   ``RejectingModel`` (a reject option with the model interface, K + 1 logits)
+- ``training``: objectives for ``nnscratch.training.fit(..., objective=...)``:
+  ``CrossEntropy`` (label smoothing), ``AdversarialTraining`` (per batch, Goodfellow et al.;
+  Wang & Zhang), ``AdversarialRetraining`` (once per epoch, Harms et al.), and
+  ``smoothed_cross_entropy``
 
 A defence never imports an attack (attacks and defences are siblings).
 """
@@ -31,6 +35,8 @@ from nnscratch.defenses.preprocessing import (Blur, Compose, GaussianNoise, Roun
 from nnscratch.defenses.rejection import (AtRejectRate, RejectingModel, SoftmaxThreshold,
                                           threshold_for_rate)
 from nnscratch.defenses.svm import RBFOneVsRest
+from nnscratch.defenses.training import (AdversarialRetraining, AdversarialTraining, CrossEntropy,
+                                         smoothed_cross_entropy)
 from nnscratch.defenses.uncertainty import (UncertaintyCropDetector,
                                             information_gain_thresholds, mc_uncertainty)
 from nnscratch.defenses.weibull import WeibullTail, fit_tail
@@ -41,4 +47,6 @@ __all__ = ["Defence", "Transform", "GaussianNoise", "Blur", "Shift", "Round", "C
            "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize", "CropResizeVote",
            "mc_uncertainty", "information_gain_thresholds", "UncertaintyCropDetector",
            "KDEUncertaintyDetector", "RBFOneVsRest", "DeepNeuralRejection", "NeuralRejection",
-           "threshold_for_rate", "SoftmaxThreshold", "AtRejectRate", "RejectingModel"]
+           "threshold_for_rate", "SoftmaxThreshold", "AtRejectRate", "RejectingModel",
+           "CrossEntropy", "AdversarialTraining", "AdversarialRetraining",
+           "smoothed_cross_entropy"]
