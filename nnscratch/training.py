@@ -6,7 +6,7 @@ One epoch::
                                                         first warmup_steps steps, ramped up)
     for each shuffled minibatch (x_b, y_b):
         loss = model.compute_gradients(x_b, y_b, rng)   forward with dropout, backward
-        optimizer.step()
+        optimizer.step()                                (or objective.gradients(...), below)
     evaluate on the validation set; checkpoint; maybe stop early
 
 Randomness is derived from ``(seed, epoch)``: the shuffling order and the dropout masks of an
@@ -17,9 +17,18 @@ that never stopped (on the CPU; it also holds on one GPU with one CuPy version).
 A checkpoint, written atomically after every epoch to ``checkpoint_dir/checkpoint.npz``, holds
 the weights, the optimizer state, the best weights so far (for early stopping) and, as JSON,
 the epoch, the history and the run's plan (seed, batch size, warm-up, number of training
-images). Resuming refuses a run whose plan differs, or whose schedule would have given the
-epochs already trained other learning rates (a cosine over more epochs, say): that would not
-continue the same run. Asking for more epochs under a constant rate is fine.
+images, objective). Resuming refuses a run whose plan differs, or whose schedule would have
+given the epochs already trained other learning rates (a cosine over more epochs, say): that
+would not continue the same run. Asking for more epochs under a constant rate is fine.
+
+What a step minimises is the mean cross-entropy, or an ``objective`` (label smoothing,
+adversarial training: ``nnscratch.defenses.training``), an object with
+    gradients(model, x_b, y_b, index, rng) -> (mean loss, logits of x_b): fills the parameter
+        gradients; index: the batch's positions in train_data; rng: the dropout generator
+    settings() -> a JSON-ready dict, kept in the plan (so resuming refuses other settings)
+    start_epoch(model, x, y, epoch, progress), optional: called before every epoch (after a
+        resume too) with the whole training set; progress: whether fit shows bars.
+Resuming stays bitwise exact when these depend only on the weights, the data and rng.
 """
 
 import json
@@ -57,7 +66,7 @@ def loss_and_accuracy(model, x, y):
 
 def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         early_stopping=None, schedule=None, warmup_steps=0, seed=0, checkpoint_dir=None,
-        resume=False, progress=None):
+        resume=False, progress=None, objective=None):
     """Train ``model`` in place; returns the history, a dict of per-epoch lists.
 
     train_data, validation: (x, y) NumPy arrays, x (N, C, H, W) float32 in [0, 1], y int.
@@ -73,6 +82,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         of a checkpoint write that a kill cut short).
     progress: a progress bar per epoch and a line after each; default: the bar only when
         stderr is a terminal, the lines always; False: silent.
+    objective: what each step minimises (see the module's docstring); None: the mean
+        cross-entropy, ``model.compute_gradients``.
 
     History keys: epoch, lr, loss, accuracy, val_loss, val_accuracy (None without
     validation), seconds.
@@ -89,6 +100,10 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
             raise ValueError("early_stopping needs validation data")
     if schedule is not None and not callable(schedule):
         raise TypeError(f"schedule must be a function (base_lr, epoch) -> lr, got {schedule!r}")
+    if objective is not None and not (callable(getattr(objective, "gradients", None))
+                                      and callable(getattr(objective, "settings", None))):
+        raise TypeError("objective must have gradients(model, x, y, index, rng) and settings() "
+                        f"(see nnscratch.defenses.training), got {objective!r}")
     if optimizer.model is not model:
         raise ValueError("the optimizer updates another model's parameters: make it with "
                          "this model, e.g. SGD(model, lr)")
@@ -98,8 +113,9 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
     history = {key: [] for key in
                ("epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
     best = {"accuracy": -1.0, "epoch": -1, "weights": None}
+    settings = None if objective is None else json.loads(json.dumps(objective.settings()))
     plan = {"seed": seed, "batch_size": batch_size, "warmup_steps": warmup_steps,
-            "train_images": len(x)}
+            "train_images": len(x), "objective": settings}   # settings as JSON gives them back
     epoch_lrs = [base_lr if schedule is None else schedule(base_lr, e) for e in range(epochs)]
     start = 0
     checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
@@ -126,6 +142,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
         rng_seed = epoch_seed(seed, epoch)
         order = np.random.default_rng(rng_seed).permutation(len(x))
         dropout_rng = new_rng(rng_seed, array_module_on(device))
+        if hasattr(objective, "start_epoch"):
+            objective.start_epoch(model, x, y, epoch, show_bar)
         total_loss, correct = 0.0, 0
         batches = range(0, len(x), batch_size)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_bar,
@@ -136,7 +154,8 @@ def fit(model, optimizer, train_data, epochs, batch_size=128, validation=None,
                 optimizer.lr = epoch_lr * (step + 1) / warmup_steps
             index = order[i:i + batch_size]
             xb, yb = to_device(x[index], device), to_device(y[index], device)
-            loss, logits = model.compute_gradients(xb, yb, dropout_rng)
+            loss, logits = (model.compute_gradients(xb, yb, dropout_rng) if objective is None
+                            else objective.gradients(model, xb, yb, index, dropout_rng))
             if not math.isfinite(loss):     # stop before the step, and before any checkpoint
                 raise ValueError(f"training diverged: the loss became {loss} at step "
                                  f"{step_in_epoch + 1} of epoch {epoch + 1} (lr "
@@ -224,8 +243,9 @@ def load_checkpoint(path, model, optimizer, plan, epoch_lrs):
         raise ValueError(f"{path} was written by an earlier nnscratch that did not record the "
                          "run's plan: start the run afresh in another folder")
     for key, value in plan.items():
-        if meta["plan"][key] != value:
-            raise ValueError(f"{path} was written with {key} {meta['plan'][key]}, not {value}: "
+        recorded = meta["plan"].get(key)       # a plan without "objective": cross-entropy
+        if recorded != value:
+            raise ValueError(f"{path} was written with {key} {recorded}, not {value}: "
                              "resuming would not continue the same run")
     trained = meta["history"]["lr"][:len(epoch_lrs)]
     if trained != epoch_lrs[:len(trained)]:

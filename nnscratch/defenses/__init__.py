@@ -22,6 +22,10 @@ share one ``fit`` convention and their checks (``base.Defence``).
 - ``dnr``: ``DeepNeuralRejection``, ``NeuralRejection`` (Sotgiu et al.; Melis et al.)
 - ``rejection``: ``threshold_for_rate``, ``SoftmaxThreshold``, ``AtRejectRate``,
   ``RejectingModel`` (a reject option with the model interface, K + 1 logits)
+- ``training``: objectives for ``nnscratch.training.fit(..., objective=...)``:
+  ``CrossEntropy`` (label smoothing), ``AdversarialTraining`` (per batch, Goodfellow et al.;
+  Wang & Zhang), ``AdversarialRetraining`` (once per epoch, Harms et al.), and
+  ``smoothed_cross_entropy``
 
 A defence never imports an attack (attacks and defences are siblings).
 """
@@ -38,15 +42,19 @@ from nnscratch.defenses.rejection import (AtRejectRate, RejectingModel, SoftmaxT
                                           threshold_for_rate)
 from nnscratch.defenses.squeezing import BitDepth, MedianFilter
 from nnscratch.defenses.svm import RBFOneVsRest
+from nnscratch.defenses.training import (AdversarialRetraining, AdversarialTraining, CrossEntropy,
+                                         smoothed_cross_entropy)
 from nnscratch.defenses.uncertainty import (UncertaintyCropDetector,
                                             information_gain_thresholds, mc_uncertainty)
 from nnscratch.defenses.weibull import WeibullTail, fit_tail
 from nnscratch.defenses.wrappers import FiveCropAverage, Preprocessed, five_crops
 
-__all__ = ["Defence", "Transform", "BPDA", "IntegratedModel", "combiner", "GaussianNoise", "Blur", "Shift", "Round", "Compose",
-           "table2_transforms", "MedianFilter", "BitDepth", "Preprocessed", "FiveCropAverage",
-           "five_crops", "OpenMax", "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize",
-           "CropResizeVote", "mc_uncertainty", "information_gain_thresholds",
-           "UncertaintyCropDetector", "KDEUncertaintyDetector", "RBFOneVsRest",
-           "DeepNeuralRejection", "NeuralRejection", "threshold_for_rate", "SoftmaxThreshold",
-           "AtRejectRate", "RejectingModel"]
+__all__ = ["Defence", "Transform", "BPDA", "GaussianNoise", "Blur", "Shift", "Round",
+           "Compose", "table2_transforms", "MedianFilter", "BitDepth", "Preprocessed",
+           "FiveCropAverage", "five_crops", "IntegratedModel", "combiner", "OpenMax",
+           "OpenMaxModel", "WeibullTail", "fit_tail", "crop_resize", "CropResizeVote",
+           "mc_uncertainty", "information_gain_thresholds", "UncertaintyCropDetector",
+           "KDEUncertaintyDetector", "RBFOneVsRest", "DeepNeuralRejection", "NeuralRejection",
+           "threshold_for_rate", "SoftmaxThreshold", "AtRejectRate", "RejectingModel",
+           "CrossEntropy", "AdversarialTraining", "AdversarialRetraining",
+           "smoothed_cross_entropy"]
