@@ -1,6 +1,7 @@
 """The image transforms of the spatial attack (``spatial.py``): a rotation and translation
-(``warp``) with its derivative with respect to its parameters (``warp_gradient``). All in
-NumPy on x's array module (so on CuPy too).
+(``warp``) with its derivative with respect to its parameters (``warp_gradient``), and the
+shrink into a black border (``framed``) of Wang & Zhang's protocol. All in NumPy on x's array
+module (so on CuPy too).
 
 ``warp`` works by inverse mapping and bilinear sampling, zero outside the image (Engstrom et
 al.'s padding). Conventions, with the image shown row 0 at the top:
@@ -109,3 +110,38 @@ def warp_gradient(x, angle, shift, grad_out):
     grad = np.stack([to_numpy(p).astype(np.float64) for p in parts], axis=1)
     grad[:, 0] *= math.pi / 180                        # per degree
     return grad
+
+
+def resize_weights(x, size_in, size_out):
+    """For one axis: the lower and upper input index (size_out,) on x's device and the fraction
+    of the upper one (size_out,) in x's dtype, output index o sampling the input at o * in / out
+    (TensorFlow 1's legacy convention, see ``resize_bilinear``)."""
+    xp = get_array_module(x)
+    position = np.arange(size_out) * size_in / size_out              # exact where o * in / out is
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, size_in - 1)                          # the last row repeated
+    return xp.asarray(low), xp.asarray(high), xp.asarray((position - low).astype(x.dtype))
+
+
+def resize_bilinear(x, height, width):
+    """x (N, C, H, W) resized to (N, C, height, width) by bilinear interpolation, no
+    antialiasing, in the convention of TensorFlow 1's ``tf.image.resize_images`` (bilinear,
+    align_corners=False, from before half_pixel_centers existed), which Brown et al.'s code
+    used: output row o samples input row o * H / height (pixel corners aligned at the top left,
+    not PyTorch's half-pixel centres), interpolating rows floor(.) and min(floor(.) + 1, H - 1);
+    columns likewise, interpolated first (as TensorFlow does). Returns x's dtype."""
+    low, high, fraction = resize_weights(x, x.shape[3], width)
+    x = x[:, :, :, low] + fraction * (x[:, :, :, high] - x[:, :, :, low])
+    low, high, fraction = resize_weights(x, x.shape[2], height)
+    return x[:, :, low] + fraction[:, None] * (x[:, :, high] - x[:, :, low])
+
+
+def framed(x, border):
+    """Each image of x (N, C, H, W) shrunk to (H - 2 border, W - 2 border) by
+    ``resize_bilinear`` and centred in a black border of ``border`` pixels: (N, C, H, W)."""
+    xp = get_array_module(x)
+    height, width = x.shape[2:]
+    out = xp.zeros_like(x)
+    out[:, :, border:height - border, border:width - border] = resize_bilinear(
+        x, height - 2 * border, width - 2 * border)
+    return out
