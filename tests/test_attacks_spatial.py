@@ -1,15 +1,16 @@
-"""The spatial attack (nnscratch/attacks/spatial.py): the warp's conventions (identity, np.rot90,
-whole-pixel shifts), x_adv is exactly the warp at the reported parameters, the hand-written
-derivative of the warp with respect to (angle, dx, dy) against central differences in float64,
-exact query counts through a counting wrapper, clean failure on a constant model, success on a
-small CNN trained on digits, refusals of bad hyper-parameters."""
+"""The spatial attack (nnscratch/attacks/spatial.py, warps.py): the warp's conventions
+(identity, np.rot90, whole-pixel shifts), x_adv is exactly the warp at the reported parameters,
+the hand-written derivative of the warp with respect to (angle, dx, dy) against central
+differences in float64, exact query counts through a counting wrapper, clean failure on a
+constant model, success on a small CNN trained on digits, refusals of bad hyper-parameters."""
 
 
 import numpy as np
 import pytest
 
 from nnscratch import data
-from nnscratch.attacks.spatial import SpatialGrid, warp, warp_gradient
+from nnscratch.attacks.spatial import SpatialGrid
+from nnscratch.attacks.warps import warp, warp_gradient
 from nnscratch.backend import device_of, to_numpy
 
 from test_attacks import Counting, images, tiny_model

@@ -4,118 +4,61 @@ used by Wang & Zhang as the "spatial grid attack"). Its objective, in Wang & Zha
 
     max over (du, dv, theta) of  L(T(x; du, dv, theta), y)
 
-The transform T (``warp``), written here with NumPy on x's array module (so on CuPy too), by
-inverse mapping and bilinear sampling, zero outside the image (the paper's padding). Conventions,
-with the image shown row 0 at the top:
-- ``angle`` theta in degrees, positive = counter-clockwise on screen, about the image centre
-  ((H - 1) / 2, (W - 1) / 2): a rotation by 90 degrees of a square image is ``np.rot90``;
-- ``shift`` (dx, dy) in pixels, dx to the right (columns), dy down (rows), applied after the
-  rotation.
-Output pixel (row i, column j) samples the input at
-    (u, v) = (j - cx - dx, i - cy - dy);  column = u cos(t) - v sin(t) + cx,
-                                         row    = u sin(t) + v cos(t) + cy.
-Nothing but this warp changes the image: x_adv = warp(x, info["angle"], info["shift"]), in
-[0, 1] already (a convex combination of pixels and zeros). The perturbation is not norm-bounded:
-the norms in the result are large, a measure of the change rather than a budget.
-"""
+The transform T is ``warps.warp`` (rotation about the centre, then translation; bilinear, zero
+outside the image; conventions in ``warps.py``). Nothing but the attack's transform changes the
+image: x_adv = attack.apply(x, info["angle"], info["shift"]) exactly, in [0, 1] already (a
+convex combination of pixels and zeros). The perturbation is not norm-bounded: the norms in the
+result are large, a measure of the change rather than a budget.
 
-import math
+Wang & Zhang's protocol, from the code they ran (Engstrom et al.'s grid attack as adapted to
+MNIST by Brown et al. 2018, "Unrestricted Adversarial Examples", arXiv:1809.08352)::
+
+    SpatialGrid(max_rotation=10, max_translation=10, rotations=11, translations=5,
+                border=2, mass_tolerance=0.1)
+
+- the grid: dx, dy in {-10, -5, 0, 5, 10} pixels, angles {-10, -8, ..., 10} degrees, 275
+  transforms (whole-pixel shifts: ``warps.py`` on why one warp is that code's two resamplings);
+- the shrink: that code resizes each 28x28 image to 24x24 (bilinear, ``warps.resize_bilinear``
+  for its convention), pads it with 4 black pixels to 32x32, rotates and translates that, and
+  keeps the centred 28x28 (2 pixels off each side). The crop's centre is the 32x32 image's, the
+  2 pixels dropped per side are black before the transform and read as zero by it, so this is
+  the warp at 28x28 of the 24x24 image in a 2-pixel black border: ``warps.framed(x, 2)``, what
+  ``border=2`` does (that code's "black_border_size" 4 is twice ours);
+- validity: a transform is valid when it keeps the absolute pixel mass within 10%,
+  |sum |x_t| - sum |x_0|| < 0.1 sum |x_0| (``keeps_mass``), x_0 being the identity of the
+  protocol (after the shrink: the framed image) and x_t the transformed one: a digit pushed
+  partly out of the frame loses mass and is invalid. An all-black image has no valid transform.
+- the choice: the misclassified valid transform of highest loss, else the valid one of
+  highest loss (the rule that code states in its comment), else (nothing valid) the identity.
+  As written, that code subtracts 1e9 from the loss of the valid transforms rather than the
+  invalid ones, so it keeps the first misclassified valid transform in its order (dx, dy,
+  angle; the angle fastest), and where there is none, the invalid transform of highest loss if
+  one has a loss above 0, else the original, unshrunk image. We follow the stated rule.
+"""
 
 import numpy as np
 
 from nnscratch.backend import get_array_module, to_numpy
 
 from nnscratch.attacks.base import Attack, failure_reasons
+from nnscratch.attacks.warps import framed, warp, warp_gradient
 from nnscratch.checks import check_choice, check_integer, check_real, check_seed
 
 # Transformed images per model call in the grid and random modes (the model batches further).
 CHUNK = 4096
 
 
-def as_params(x, angle, shift):
-    """Host float64 angles (N,) and shifts (N, 2) from scalars, sequences or arrays."""
-    angle = np.broadcast_to(np.asarray(to_numpy(angle), dtype=np.float64), (len(x),))
-    shift = np.broadcast_to(np.asarray(to_numpy(shift), dtype=np.float64), (len(x), 2))
-    return angle, shift
+def mass(x):
+    """sum |x| per image of x (N, C, H, W): (N,) host float64."""
+    return to_numpy(abs(x).reshape(len(x), -1).sum(axis=1, dtype=np.float64))
 
 
-def sampling_grid(x, angle, shift):
-    """Where each output pixel samples the input: rows, columns (N, H, W) in x's dtype, and
-    u, v, cos, sin (the pieces their derivatives need)."""
-    xp = get_array_module(x)
-    angle, shift = as_params(x, angle, shift)
-    height, width = x.shape[2:]
-    radians = np.deg2rad(angle)
-    cos = xp.asarray(np.cos(radians).astype(x.dtype))[:, None, None]
-    sin = xp.asarray(np.sin(radians).astype(x.dtype))[:, None, None]
-    dx = xp.asarray(shift[:, 0].astype(x.dtype))[:, None, None]
-    dy = xp.asarray(shift[:, 1].astype(x.dtype))[:, None, None]
-    cy, cx = x.dtype.type((height - 1) / 2), x.dtype.type((width - 1) / 2)
-    u = xp.arange(width, dtype=x.dtype)[None, None, :] - cx - dx          # (N, 1, W)
-    v = xp.arange(height, dtype=x.dtype)[None, :, None] - cy - dy         # (N, H, 1)
-    columns = u * cos - v * sin + cx                                      # (N, H, W)
-    rows = u * sin + v * cos + cy
-    return rows, columns, u, v, cos, sin
-
-
-def corners(x, rows, columns):
-    """The four neighbours I00, I01, I10, I11 (N, C, H, W) of each sampling point (row r0 or
-    r0 + 1, column c0 or c0 + 1), zero outside the image, and the fractions fr, fc (N, 1, H, W).
-    Zero padding: indices are clipped into [-1, H] x [-1, W] of the image padded by one zero."""
-    xp = get_array_module(x)
-    n, channels, height, width = x.shape
-    padded = xp.zeros((n, channels, height + 2, width + 2), dtype=x.dtype)
-    padded[:, :, 1:-1, 1:-1] = x
-    flat = padded.reshape(n, channels, -1)
-    r0, c0 = xp.floor(rows), xp.floor(columns)
-    fr, fc = (rows - r0)[:, None], (columns - c0)[:, None]
-    r0, c0 = r0.astype(xp.int64), c0.astype(xp.int64)
-    images = xp.arange(n)[:, None, None]
-    every_channel = xp.arange(channels)[None, :, None]
-
-    def at(r, c):
-        index = (xp.clip(r, -1, height) + 1) * (width + 2) + xp.clip(c, -1, width) + 1
-        return flat[images, every_channel, index.reshape(n, 1, -1)].reshape(x.shape)
-
-    return at(r0, c0), at(r0, c0 + 1), at(r0 + 1, c0), at(r0 + 1, c0 + 1), fr, fc
-
-
-def warp(x, angle, shift):
-    """Rotate each image of x (N, C, H, W) by angle[n] degrees about its centre and translate it
-    by shift[n] = (dx, dy) pixels (conventions in the module docstring); bilinear, zero outside.
-    angle: (N,) or a scalar, shift: (N, 2) or a pair. Returns (N, C, H, W), x's dtype."""
-    rows, columns, *_ = sampling_grid(x, angle, shift)
-    i00, i01, i10, i11, fr, fc = corners(x, rows, columns)
-    top = i00 + fc * (i01 - i00)
-    bottom = i10 + fc * (i11 - i10)
-    return top + fr * (bottom - top)
-
-
-def warp_gradient(x, angle, shift, grad_out):
-    """d(sum grad_out * warp(x, angle, shift)) / d(angle, dx, dy): (N, 3) host float64, the
-    angle's component per degree. grad_out is like x (for an attack, dL/d warp(x)).
-
-    Chain rule through the sampling coordinates (r, c) of each output pixel:
-        d out/dr = (1 - fc)(I10 - I00) + fc (I11 - I01)
-        d out/dc = (1 - fr)(I01 - I00) + fr (I11 - I10)
-    (one-sided where r or c is a whole number: the bilinear surface has a kink there), and of
-    the coordinates, from c = u cos - v sin + cx, r = u sin + v cos + cy, u = j - cx - dx,
-    v = i - cy - dy:
-        dc/dt = -u sin - v cos = -(r - cy),  dr/dt = u cos - v sin = c - cx   (t in radians)
-        dc/ddx = -cos, dr/ddx = -sin;  dc/ddy = sin, dr/ddy = -cos.
-    """
-    rows, columns, u, v, cos, sin = sampling_grid(x, angle, shift)
-    i00, i01, i10, i11, fr, fc = corners(x, rows, columns)
-    # summed over channels: the upstream gradient times d out/dr and d out/dc, (N, H, W)
-    g_rows = (grad_out * ((1 - fc) * (i10 - i00) + fc * (i11 - i01))).sum(axis=1)
-    g_columns = (grad_out * ((1 - fr) * (i01 - i00) + fr * (i11 - i10))).sum(axis=1)
-    d_radians = g_columns * (-u * sin - v * cos) + g_rows * (u * cos - v * sin)
-    d_dx = g_columns * -cos + g_rows * -sin
-    d_dy = g_columns * sin + g_rows * -cos
-    parts = [d.reshape(len(x), -1).sum(axis=1) for d in (d_radians, d_dx, d_dy)]
-    grad = np.stack([to_numpy(p).astype(np.float64) for p in parts], axis=1)
-    grad[:, 0] *= math.pi / 180                        # per degree
-    return grad
+def keeps_mass(x, x_t, tolerance):
+    """(N,) host bool: whether x_t (N, C, H, W), a transform of x, is valid, its absolute pixel
+    mass within ``tolerance`` of x's: |sum |x_t| - sum |x|| < tolerance * sum |x| (Brown et
+    al.'s test; strict, so a transform of an all-black x is never valid)."""
+    before = mass(x)
+    return np.abs(mass(x_t) - before) < tolerance * before
 
 
 def linspace_or_zero(bound, count):
@@ -137,22 +80,32 @@ class SpatialGrid(Attack):
       each of size 2.5 * bound / steps for its parameter (Madry et al.'s rule), projected onto
       the box; the gradient is ``warp_gradient`` of the model's input gradient. The final
       parameters are the result (as PGD's final iterate).
-    Choice in grid and random modes: among the transforms that are misclassified, the one with
-    the highest cross-entropy loss; if none is, the one with the highest loss (first in order on
-    ties). Success: some transform evaluated is misclassified.
+    Wang & Zhang's protocol (module docstring) adds two options, off by default:
+    - ``border`` (pixels): every image is first shrunk by ``border`` pixels per side into a
+      black border (``warps.framed``), and the transforms apply to that; any mode;
+    - ``mass_tolerance``: only the transforms that keep the absolute pixel mass of the shrunk
+      image within that fraction (``keeps_mass``) are valid; grid and random modes.
+    Choice in grid and random modes: among the valid transforms that are misclassified, the one
+    with the highest cross-entropy loss; if none is, the valid one with the highest loss (first
+    in order on ties); if none is valid, the identity. Success: some valid transform evaluated
+    is misclassified. Without a mass_tolerance every transform is valid.
 
     Queries per image (``Oracle``'s convention: one per image per model call): grid,
-    rotations * translations**2 predictions; random, ``random_trials``; first_order, ``steps``
-    gradients plus one final prediction. Plus one when y defaults to the model's predictions.
+    rotations * translations**2 predictions (every transform, valid or not); random,
+    ``random_trials``; first_order, ``steps`` gradients plus one final prediction. Plus one when
+    y defaults to the model's predictions.
     info: "angle" (N,) degrees and "shift" (N, 2) pixels (dx, dy), host float64, with
-    x_adv = warp(x, angle, shift) exactly; "failure" (N,) "", "zero gradient" (first_order, the
-    input gradient was zero at the first step) or "no adversarial transform".
+    x_adv = attack.apply(x, angle, shift) exactly; "valid" (N,) bool, whether any transform of
+    the image was valid (always True in first_order mode); "failure" (N,) "", "zero gradient"
+    (first_order, the input gradient was zero at the first step), "no valid transform" or
+    "no adversarial transform".
     """
 
     can_target = False
 
     def __init__(self, max_rotation=30, max_translation=3, rotations=31, translations=5,
-                 mode="grid", random_trials=10, steps=10, seed=0):
+                 mode="grid", random_trials=10, steps=10, seed=0, border=None,
+                 mass_tolerance=None):
         self.max_rotation = check_real(max_rotation, "max_rotation")
         self.max_translation = check_real(max_translation, "max_translation")
         self.rotations = check_integer(rotations, "rotations")
@@ -161,6 +114,27 @@ class SpatialGrid(Attack):
         self.random_trials = check_integer(random_trials, "random_trials")
         self.steps = check_integer(steps, "steps", minimum=0)
         self.seed = check_seed(seed)
+        self.border = None if border is None else check_integer(border, "border")
+        self.mass_tolerance = (None if mass_tolerance is None else
+                               check_real(mass_tolerance, "mass_tolerance", positive=True))
+        if self.mass_tolerance is not None and mode == "first_order":
+            raise ValueError("mass_tolerance applies to the grid and random modes, not to "
+                             "first_order")
+
+    def prepared(self, x):
+        """x (N, C, H, W) as the transforms see it: framed(x, border), or x without a border."""
+        if self.border is None:
+            return x
+        height, width = x.shape[2:]
+        if 2 * self.border >= min(height, width):
+            raise ValueError(f"border must leave some of the {height}x{width} images (2 * border "
+                             f"below {min(height, width)}), got {self.border}")
+        return framed(x, self.border)
+
+    def apply(self, x, angle, shift):
+        """The attack's transform of x (N, C, H, W) at angle (N,) degrees and shift (N, 2)
+        pixels: warp(prepared(x), angle, shift); x_adv = apply(x, info["angle"], info["shift"])."""
+        return warp(self.prepared(x), angle, shift)
 
     def transforms(self, n):
         """(N, T) angles and (N, T, 2) shifts, host, the candidates of each image."""
@@ -176,6 +150,7 @@ class SpatialGrid(Attack):
         return angles, shifts
 
     def run(self, oracle, x):
+        x = self.prepared(x)
         if self.mode == "first_order":
             return self.first_order(oracle, x)
         xp = get_array_module(x)
@@ -184,28 +159,36 @@ class SpatialGrid(Attack):
         trials = angles.shape[1]
         per_call = max(1, CHUNK // trials)
         x_adv, success = xp.empty_like(x), np.zeros(n, dtype=bool)
-        pick = np.zeros(n, dtype=np.int64)
+        any_valid, pick = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
         for start in range(0, n, per_call):
             stop = min(n, start + per_call)
             k = stop - start
-            batch = warp(xp.repeat(x[start:stop], trials, axis=0),
-                         angles[start:stop].ravel(), shifts[start:stop].reshape(-1, 2))
+            repeated = xp.repeat(x[start:stop], trials, axis=0)
+            batch = warp(repeated, angles[start:stop].ravel(), shifts[start:stop].reshape(-1, 2))
+            valid = (np.ones((k, trials), dtype=bool) if self.mass_tolerance is None else
+                     keeps_mass(repeated, batch, self.mass_tolerance).reshape(k, trials))
             owners = np.repeat(np.arange(start, stop), trials)           # trials per image
             proba = to_numpy(oracle.probabilities(batch, owners)).reshape(k, trials, -1)
             labels = to_numpy(oracle.y[start:stop])
             true = np.take_along_axis(proba, labels[:, None, None], axis=2)[..., 0]
             loss = -np.log(np.maximum(true.astype(np.float64), np.finfo(np.float64).tiny))
-            adversarial = proba.argmax(axis=2) != labels[:, None]
+            loss = np.where(valid, loss, -np.inf)
+            adversarial = (proba.argmax(axis=2) != labels[:, None]) & valid
             success[start:stop] = adversarial.any(axis=1)
+            any_valid[start:stop] = valid.any(axis=1)
             pick[start:stop] = np.where(success[start:stop],
                                         np.where(adversarial, loss, -np.inf).argmax(axis=1),
                                         loss.argmax(axis=1))
             chosen = xp.asarray(np.arange(k) * trials + pick[start:stop])
             x_adv[start:stop] = batch[chosen]
         every = np.arange(n)
-        info = {"angle": angles[every, pick], "shift": shifts[every, pick],
-                "failure": failure_reasons(success, np.zeros(n, dtype=bool),
-                                           "no adversarial transform")}
+        angle, shift = angles[every, pick], shifts[every, pick]
+        angle[~any_valid], shift[~any_valid] = 0, 0          # nothing valid: the identity,
+        nothing_valid = xp.asarray(np.flatnonzero(~any_valid))
+        x_adv[nothing_valid] = x[nothing_valid]               # which warp leaves exactly as is
+        failure = failure_reasons(success, np.zeros(n, dtype=bool), "no adversarial transform")
+        info = {"angle": angle, "shift": shift, "valid": any_valid,
+                "failure": np.where(any_valid, failure, "no valid transform")}
         return x_adv, xp.asarray(success), info
 
     def first_order(self, oracle, x):
@@ -224,5 +207,6 @@ class SpatialGrid(Attack):
         x_adv = warp(x, params[:, 0], params[:, 1:])
         success = oracle.is_adversarial(x_adv)
         info = {"angle": params[:, 0].copy(), "shift": params[:, 1:].copy(),
+                "valid": np.ones(n, dtype=bool),
                 "failure": failure_reasons(success, zero_gradient, "no adversarial transform")}
         return x_adv, success, info

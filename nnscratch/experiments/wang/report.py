@@ -188,9 +188,9 @@ def samples_figure():
 
 
 def examples_figure(outputs):
-    examples = outputs["table1"]["examples"]
-    rows = [examples["clean"], examples["spatial"], examples["jsma"], examples["fgsm"],
-            outputs["evaluate_substitute_none"]["examples"]]
+    table1 = outputs["table1"]
+    rows = [table1[f"examples_{attack}"] for attack in ("clean", "spatial", "jsma", "fgsm")]
+    rows.append(outputs["evaluate_substitute_none"]["examples_fgsm"])
     return image_grid(rows, ["clean", "spatial grid (on the baseline)", "JSMA (on the baseline)",
                              "FGSM eps 0.3 (on the baseline)",
                              "FGSM on the black-box substitute"])
