@@ -10,7 +10,7 @@ which is out[i, j] = max(x[i, j-1], x[i, j]): see ``MedianFilter``).
 """
 
 from nnscratch.backend import get_array_module
-from nnscratch.checks import check_choice, check_flag, check_integer
+from nnscratch.checks import check_choice, check_integer
 from nnscratch.defenses.padding import MODES, along_rows_and_columns, padding_matrix
 from nnscratch.defenses.preprocessing import Transform, identity_pullback
 
@@ -31,20 +31,15 @@ class MedianFilter(Transform):
     gradient to that pixel (through the padding: a border copy's gradient goes to the pixel it
     copies). That is the true derivative wherever the window's values are distinct
     (``exact = True``); at ties (where the median is not differentiable) one of the tied pixels
-    gets it. With ``bpda=True`` the pullback is the identity instead (BPDA, Athalye et al.
-    2018) and ``exact = False``.
+    gets it. ``BPDA(MedianFilter(...))`` has the identity as its pullback instead (Athalye et
+    al. 2018), and ``exact = False``.
     """
 
-    def __init__(self, size=(2, 2), mode="reflect", bpda=False):
+    def __init__(self, size=(2, 2), mode="reflect"):
         if not isinstance(size, (tuple, list)) or len(size) != 2:
             raise TypeError(f"MedianFilter: size must be a pair (h, w), got {size!r}")
         self.size = tuple(check_integer(k, "MedianFilter: size") for k in size)
         self.mode = check_choice(mode, "MedianFilter: mode", MODES)
-        self.bpda = check_flag(bpda, "MedianFilter: bpda")
-
-    @property
-    def exact(self):
-        return not self.bpda
 
     def apply(self, x, rng):
         xp = get_array_module(x)
@@ -61,8 +56,6 @@ class MedianFilter(Transform):
         rank = h * w // 2
         chosen = xp.argsort(windows, axis=-1)[..., rank:rank + 1]        # (N, C, H, W, 1)
         x_out = xp.take_along_axis(windows, chosen, axis=-1)[..., 0]
-        if self.bpda:
-            return x_out, identity_pullback
 
         def pullback(g):
             g_padded = xp.zeros(padded.shape, dtype=g.dtype)

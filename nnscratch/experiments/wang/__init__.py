@@ -73,15 +73,16 @@ def config(quick):
             "jsma_images": 500, "jsma_theta": 1.0, "jsma_gamma": 0.1,
             "spatial_rotations": 11, "spatial_translations": 5,
             "substitute_rounds": 6, "substitute_epochs": 10, "substitute_lambda": 0.1,
-            "local_search_images": 1000, "local_search_rounds": 50,
+            "local_search_images": 200, "local_search_rounds": 30,
             "combiner_hidden": [256, 256], "combiner_lr": 0.001, "combiner_epochs": 15,
             "adaptive_images": 500, "pgd_step": 0.01, "pgd_steps": 40}
     if not quick:
         return full
     return dict(full, train_images=3000, test_images=300, baseline_epochs=2, epochs=2,
                 jsma_images=40, spatial_rotations=3, spatial_translations=3,
-                substitute_rounds=2, substitute_epochs=3, local_search_images=60,
-                local_search_rounds=10, combiner_epochs=3, adaptive_images=100, pgd_steps=10)
+                substitute_rounds=2, substitute_epochs=3, local_search_images=20,
+                local_search_rounds=5, combiner_epochs=3, adaptive_images=100, pgd_steps=10,
+                pgd_step=0.03)
 
 
 def tables(config, outputs):

@@ -41,11 +41,8 @@ ROW_NAMES = {"none": "no preprocessing", "blur": "Gaussian blur", "median": "med
 
 SCALE = ("the networks here: {epochs} epochs of the authors' code's recipe on {images} "
          "training images; the paper trains 10,000 iterations")
-SPATIAL = ("the spatial set is made on Table I's network and transferred; how many transfer "
-           "depends on both networks' weights. Near 0.5 the score is a coin flip on a two-class "
-           "task, and a point of precision or recall moves with a handful of images")
-FGSM = ("FGSM at eps 0.3 on a two-class task: how many images flip depends on the network's "
-        "margins, which depend on its training (ours: label smoothing 0.1, 6 epochs)")
+SPATIAL = "spatial set made on Table I's network, transferred (see the note on Table I)"
+FGSM = "how many images FGSM 0.3 flips depends on the trained network's margins"
 CLEAN = "a difference of a few test images out of 1,986"
 
 
@@ -143,9 +140,7 @@ def table7(outputs):
 TABLE7_REASON = {
     "clean": CLEAN,
     "spatial": SPATIAL,
-    "fgsm": ("FGSM is made against each member alone, and how the MLP weighs the members "
-             "(six networks, each with its own margins) decides the row; the paper's "
-             "recall near 0 says its MLP followed the black-box members, which FGSM breaks"),
+    "fgsm": "depends on how the MLP weighs the six members, each attacked alone",
 }
 
 

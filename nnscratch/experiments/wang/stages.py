@@ -42,8 +42,7 @@ from nnscratch.attacks import FGSM, JSMA, LocalSearch, SpatialGrid, train_substi
 from nnscratch.defenses import (AdversarialTraining, Blur, CrossEntropy, MedianFilter,
                                 Preprocessed)
 from nnscratch.experiments.common import accuracy
-from nnscratch.training import fit, fit_recipe
-from nnscratch.optim import Adam
+from nnscratch.training import fit_recipe
 
 CLASSES = (6, 7)                # relabelled 0 and 1; 7 (label 1) is the positive class
 PREPROCESSINGS = ("none", "blur", "median", "median_code")
@@ -228,7 +227,7 @@ def substitute(preprocessing):
         return {"model": model, "preprocessing": preprocessing,
                 "test_accuracy": accuracy(model, x_test, y_test),
                 "agreement": metrics.accuracy(oracle.predict(x_test), model.predict(x_test)),
-                "record": record}
+                "set_sizes": record["sizes"], "oracle_queries": record["queries"]}
 
     return run
 
