@@ -157,6 +157,24 @@ def test_the_choice_is_the_valid_transform_of_highest_loss(bias, protocol, today
     assert default.success[0] == today[1] and default.info["valid"].all()
 
 
+@pytest.mark.parametrize("bias, shift", [(40, (0, 1)), (27, (4, 4))],
+                         ids=["first-misclassified-valid", "invalid-of-highest-loss"])
+def test_the_choice_as_brown_et_als_code_runs_it(bias, shift):
+    """The same blob. With bias 40 the code keeps the first misclassified valid shift in its
+    order (dx, then dy): (0, 1), where class 1's logit is 0.04 (the stated rule: (3, 3)). With
+    bias 27 no valid shift is misclassified, and it keeps the invalid shift of highest loss,
+    (4, 4), where one pixel of the blob is left: misclassified, so a success."""
+    x = np.zeros((1, 1, 8, 8))
+    x[0, 0, 3:5, 3:5] = 1
+    box = dict(max_rotation=0, rotations=1, max_translation=4, translations=9)
+    result = SpatialGrid(**box, mass_tolerance=0.1, choice="as_run").generate(
+        hand_made_model(bias), x, np.zeros(1, dtype=np.int64))
+    assert result.info["shift"][0].tolist() == list(shift)
+    assert result.success.tolist() == [True]
+    with pytest.raises(ValueError, match="grid mode with a mass_tolerance"):
+        SpatialGrid(**box, choice="as_run")
+
+
 # ------------------------------------------------------------------ x_adv from info, backends
 
 def test_x_adv_is_the_protocol_transform_at_the_reported_parameters(xp):

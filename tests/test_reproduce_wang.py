@@ -19,5 +19,5 @@ def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, tm
     for title in ("Table I", "Table II", "Table III", "Table IV", "Table V", "Table VI",
                   "Table VII", "Beyond the paper"):
         assert f"## {title}" in text
-    assert text.count("nearer the paper:") == 3             # Tables III, V and VII
+    assert text.count("nearer the paper:") == 4        # the spatial sets, Tables III, V, VII
     assert figures == ["confusion_matrices.png", "examples.png", "samples.png", "table7.png"]

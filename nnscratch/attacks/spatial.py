@@ -33,7 +33,9 @@ MNIST by Brown et al. 2018, "Unrestricted Adversarial Examples", arXiv:1809.0835
   As written, that code subtracts 1e9 from the loss of the valid transforms rather than the
   invalid ones, so it keeps the first misclassified valid transform in its order (dx, dy,
   angle; the angle fastest), and where there is none, the invalid transform of highest loss if
-  one has a loss above 0, else the original, unshrunk image. We follow the stated rule.
+  one has a loss above 0, else the original, unshrunk image. We follow the stated rule, and
+  give the code's as ``choice="as_run"`` (with the framed identity, not the unshrunk image,
+  in its last case), since that is what made Wang & Zhang's spatial sets.
 """
 
 import numpy as np
@@ -85,10 +87,13 @@ class SpatialGrid(Attack):
       black border (``warps.framed``), and the transforms apply to that; any mode;
     - ``mass_tolerance``: only the transforms that keep the absolute pixel mass of the shrunk
       image within that fraction (``keeps_mass``) are valid; grid and random modes.
-    Choice in grid and random modes: among the valid transforms that are misclassified, the one
-    with the highest cross-entropy loss; if none is, the valid one with the highest loss (first
-    in order on ties); if none is valid, the identity. Success: some valid transform evaluated
-    is misclassified. Without a mass_tolerance every transform is valid.
+    Choice in grid and random modes (``choice="stated"``): among the valid transforms that are
+    misclassified, the one with the highest cross-entropy loss; if none is, the valid one with
+    the highest loss (first in order on ties); if none is valid, the identity. Success: some
+    valid transform evaluated is misclassified. Without a mass_tolerance every transform is
+    valid. ``choice="as_run"`` (grid mode, with a mass_tolerance): the choice of Brown et al.'s
+    code as it runs (module docstring), where the chosen transform may be invalid; success:
+    the chosen transform is misclassified; "valid" still says whether any transform was.
 
     Queries per image (``Oracle``'s convention: one per image per model call): grid,
     rotations * translations**2 predictions (every transform, valid or not); random,
@@ -105,7 +110,7 @@ class SpatialGrid(Attack):
 
     def __init__(self, max_rotation=30, max_translation=3, rotations=31, translations=5,
                  mode="grid", random_trials=10, steps=10, seed=0, border=None,
-                 mass_tolerance=None):
+                 mass_tolerance=None, choice="stated"):
         self.max_rotation = check_real(max_rotation, "max_rotation")
         self.max_translation = check_real(max_translation, "max_translation")
         self.rotations = check_integer(rotations, "rotations")
@@ -120,6 +125,10 @@ class SpatialGrid(Attack):
         if self.mass_tolerance is not None and mode == "first_order":
             raise ValueError("mass_tolerance applies to the grid and random modes, not to "
                              "first_order")
+        self.choice = check_choice(choice, "choice", ("stated", "as_run"))
+        if self.choice == "as_run" and (mode != "grid" or self.mass_tolerance is None):
+            raise ValueError("choice='as_run' is Brown et al.'s code's choice in the grid mode "
+                             "with a mass_tolerance")
 
     def prepared(self, x):
         """x (N, C, H, W) as the transforms see it: framed(x, border), or x without a border."""
@@ -172,24 +181,47 @@ class SpatialGrid(Attack):
             labels = to_numpy(oracle.y[start:stop])
             true = np.take_along_axis(proba, labels[:, None, None], axis=2)[..., 0]
             loss = -np.log(np.maximum(true.astype(np.float64), np.finfo(np.float64).tiny))
-            loss = np.where(valid, loss, -np.inf)
-            adversarial = (proba.argmax(axis=2) != labels[:, None]) & valid
-            success[start:stop] = adversarial.any(axis=1)
+            misclassified = proba.argmax(axis=2) != labels[:, None]
+            choose = self.choose_as_run if self.choice == "as_run" else self.choose_stated
+            pick[start:stop] = choose(loss, valid, misclassified, angles[0], shifts[0])
+            picked = (np.arange(k), pick[start:stop])
+            success[start:stop] = misclassified[picked] & (valid[picked] |
+                                                           (self.choice == "as_run"))
             any_valid[start:stop] = valid.any(axis=1)
-            pick[start:stop] = np.where(success[start:stop],
-                                        np.where(adversarial, loss, -np.inf).argmax(axis=1),
-                                        loss.argmax(axis=1))
             chosen = xp.asarray(np.arange(k) * trials + pick[start:stop])
             x_adv[start:stop] = batch[chosen]
         every = np.arange(n)
         angle, shift = angles[every, pick], shifts[every, pick]
-        angle[~any_valid], shift[~any_valid] = 0, 0          # nothing valid: the identity,
-        nothing_valid = xp.asarray(np.flatnonzero(~any_valid))
-        x_adv[nothing_valid] = x[nothing_valid]               # which warp leaves exactly as is
+        if self.choice == "stated":
+            angle[~any_valid], shift[~any_valid] = 0, 0      # nothing valid: the identity,
+            nothing_valid = xp.asarray(np.flatnonzero(~any_valid))
+            x_adv[nothing_valid] = x[nothing_valid]           # which warp leaves exactly as is
         failure = failure_reasons(success, np.zeros(n, dtype=bool), "no adversarial transform")
         info = {"angle": angle, "shift": shift, "valid": any_valid,
                 "failure": np.where(any_valid, failure, "no valid transform")}
         return x_adv, xp.asarray(success), info
+
+    @staticmethod
+    def choose_stated(loss, valid, misclassified, angles, shifts):
+        """(k,) the chosen trial of each image: the misclassified valid one of highest loss,
+        else the valid one of highest loss (the first on ties; any trial if none is valid)."""
+        loss = np.where(valid, loss, -np.inf)
+        adversarial = misclassified & valid
+        return np.where(adversarial.any(axis=1), np.where(adversarial, loss, -np.inf).argmax(axis=1),
+                        loss.argmax(axis=1))
+
+    @staticmethod
+    def choose_as_run(loss, valid, misclassified, angles, shifts):
+        """(k,) the chosen trial of each image as Brown et al.'s code runs (module docstring):
+        the first misclassified valid trial in the order (dx, dy, angle), the angle fastest;
+        else the invalid trial of highest loss, if its loss is above 0; else the identity."""
+        order = np.lexsort((angles, shifts[:, 1], shifts[:, 0]))        # the code's order
+        adversarial = (misclassified & valid)[:, order]
+        first = order[adversarial.argmax(axis=1)]
+        invalid_loss = np.where(valid, -np.inf, loss)
+        identity = int(np.flatnonzero((angles == 0) & (shifts == 0).all(axis=1))[0])
+        fallback = np.where(invalid_loss.max(axis=1) > 0, invalid_loss.argmax(axis=1), identity)
+        return np.where(adversarial.any(axis=1), first, fallback)
 
     def first_order(self, oracle, x):
         n = len(x)

@@ -16,7 +16,7 @@ from nnscratch.experiments.runner import Stage
 from nnscratch.experiments.wang import report
 from nnscratch.experiments.wang.adaptive import adaptive
 from nnscratch.experiments.wang.integrated import MEMBERS, integrated
-from nnscratch.experiments.wang.stages import (baseline, evaluate, fgsm_trained,
+from nnscratch.experiments.wang.stages import (SPATIAL_SETS, baseline, evaluate, fgsm_trained,
                                                local_search_trained, spatial, substitute, table1,
                                                trained_on)
 
@@ -29,11 +29,13 @@ DATA = ("train_images", "holdout", "test_images")
 PREPROCESSING = ("blur_sigma", "blur_truncate", "median_size", "median_code_size")
 TRAINING = DATA + PREPROCESSING + ("epochs", "label_smoothing")
 ADVERSARIAL = TRAINING + ("fgsm_eps", "adversarial_alpha")
-SPATIAL = DATA + ("spatial_rotations", "spatial_translations")
+SPATIAL = DATA + ("spatial_max_rotation", "spatial_max_translation", "spatial_rotations",
+                  "spatial_translations", "spatial_border", "spatial_mass_tolerance")
 SUBSTITUTE = TRAINING + ("substitute_rounds", "substitute_epochs", "substitute_lambda")
 LOCAL_SEARCH = TRAINING + ("local_search_images", "local_search_rounds")
 EVALUATE = DATA + PREPROCESSING + ("fgsm_eps",)
-COMBINER = EVALUATE + ("combiner_hidden", "combiner_lr", "combiner_epochs")
+COMBINER = EVALUATE + ("combiner_hidden", "combiner_lr", "combiner_batch_size",
+                       "combiner_epochs")
 
 # the networks of Tables II-V: stage name -> (preprocessing, how it is trained)
 NETWORKS = {"plain_none": ("none", None), "plain_blur": ("blur", None),
@@ -45,8 +47,9 @@ EVALUATED = ("plain_blur", "plain_median", "plain_median_code", "fgsm_none", "lo
 
 STAGES = [
     Stage("baseline", baseline, keys=DATA + ("baseline_epochs",)),
-    Stage("spatial", spatial, uses=("baseline",), keys=SPATIAL),
-    Stage("table1", table1, uses=("baseline", "spatial"),
+    Stage("spatial", spatial("stated"), uses=("baseline",), keys=SPATIAL),
+    Stage("spatial_as_run", spatial("as_run"), uses=("baseline",), keys=SPATIAL),
+    Stage("table1", table1, uses=("baseline",) + SPATIAL_SETS,
           keys=DATA + ("jsma_images", "jsma_theta", "jsma_gamma", "fgsm_eps")),
     *[Stage(name, trained_on(preprocessing, objective),
             keys=ADVERSARIAL if objective else TRAINING)
@@ -54,9 +57,9 @@ STAGES = [
     Stage("local_search", local_search_trained, uses=("plain_none",), keys=LOCAL_SEARCH),
     *[Stage(f"substitute_{p}", substitute(p), uses=(f"plain_{p}",), keys=SUBSTITUTE)
       for p in ("none", "blur", "median")],
-    *[Stage(f"evaluate_{name}", evaluate(name), uses=(name, "spatial"), keys=EVALUATE)
+    *[Stage(f"evaluate_{name}", evaluate(name), uses=(name,) + SPATIAL_SETS, keys=EVALUATE)
       for name in EVALUATED],
-    Stage("integrated", integrated, uses=MEMBERS + ("spatial",), keys=COMBINER),
+    Stage("integrated", integrated, uses=MEMBERS + SPATIAL_SETS, keys=COMBINER),
     Stage("adaptive", adaptive, uses=MEMBERS + ("plain_blur", "plain_median", "integrated"),
           keys=COMBINER + ("adaptive_images", "pgd_step", "pgd_steps")),
 ]
@@ -71,10 +74,13 @@ def config(quick):
             "blur_sigma": 2.0, "blur_truncate": 4.0, "median_size": [2, 2],
             "median_code_size": [1, 2], "fgsm_eps": 0.3, "adversarial_alpha": 0.5,
             "jsma_images": 500, "jsma_theta": 1.0, "jsma_gamma": 0.1,
-            "spatial_rotations": 11, "spatial_translations": 5,
+            "spatial_max_rotation": 10, "spatial_max_translation": 10,
+            "spatial_rotations": 11, "spatial_translations": 5, "spatial_border": 2,
+            "spatial_mass_tolerance": 0.1,
             "substitute_rounds": 6, "substitute_epochs": 10, "substitute_lambda": 0.1,
             "local_search_images": 200, "local_search_rounds": 30,
-            "combiner_hidden": [256, 256], "combiner_lr": 0.001, "combiner_epochs": 15,
+            "combiner_hidden": [256, 256], "combiner_lr": 0.001, "combiner_batch_size": 128,
+            "combiner_epochs": 15,
             "adaptive_images": 500, "pgd_step": 0.01, "pgd_steps": 40}
     if not quick:
         return full

@@ -34,11 +34,12 @@ def member_fgsm(cfg, inputs, x):
 
 
 def train_combiner(cfg, h, y, activation, checkpoint_dir):
-    """The MLP 12 -> hidden -> 2 on the members' logits h (N, 12), Adam 1e-3, batch 128."""
+    """The MLP 12 -> hidden -> 2 on the members' logits h (N, 12), trained with Adam (the
+    code's rate 1e-3, batch 128, 15 epochs)."""
     model = combiner(h.shape[1], 2, hidden=tuple(cfg["combiner_hidden"]),
                      activation=activation, seed=cfg["seed"])
     fit(model, Adam(model, lr=cfg["combiner_lr"]), (h.astype(np.float32), y),
-        cfg["combiner_epochs"], batch_size=128, seed=cfg["seed"],
+        cfg["combiner_epochs"], batch_size=cfg["combiner_batch_size"], seed=cfg["seed"],
         checkpoint_dir=checkpoint_dir, resume=True, progress=False)
     return model
 
@@ -59,6 +60,7 @@ def integrated(cfg, inputs, ctx):
                                False, ctx.checkpoint_dir / "code")}
     x_test, y_test = test_pairs(cfg)
     attacked = {"clean": x_test, "spatial": inputs["spatial"]["x"],
+                "spatial_as_run": inputs["spatial_as_run"]["x"],
                 "fgsm": member_fgsm(cfg, inputs, x_test)}
     table = {}
     for row in ROWS:

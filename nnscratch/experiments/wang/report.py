@@ -6,15 +6,20 @@ code differ, both rows are shown and the table's note says which lands nearer th
 mean absolute difference over the table's cells).
 """
 
+import dataclasses
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from nnscratch.experiments.report import Row, Table
 from nnscratch.experiments.wang.integrated import MEMBERS
-from nnscratch.experiments.wang.stages import pairs
+from nnscratch.experiments.wang.stages import SPATIAL_SETS, pairs
 
 METRICS = ("precision", "recall", "f1")
-ATTACK_NAMES = {"clean": "clean", "spatial": "spatial grid", "jsma": "JSMA", "fgsm": "FGSM"}
+ATTACK_NAMES = {"clean": "clean", "spatial": "spatial grid", "jsma": "JSMA", "fgsm": "FGSM",
+                "spatial_as_run": "spatial grid, the code's choice as run"}
+# The paper's spatial row is compared with both spatial sets (stages.py: which the code made)
+PAPER_KEY = {"spatial_as_run": "spatial"}
 # (precision, recall, F1) per attack
 PAPER = {
     "table1": {"clean": (1, 1, 1), "spatial": (0, 0, 0), "jsma": (0, 0, 0),
@@ -56,10 +61,11 @@ def cells(measured, paper, prefix, attacks, reasons):
     """Rows "prefix, attack: metric" for every attack and metric."""
     rows = []
     for attack in attacks:
-        for metric, paper_value in zip(METRICS, paper[attack]):
+        key = PAPER_KEY.get(attack, attack)
+        for metric, paper_value in zip(METRICS, paper[key]):
             rows.append(Row(f"{prefix}, {ATTACK_NAMES[attack]}: {metric}",
                             measured[attack][metric], paper_value, unit="", tolerance=0.03,
-                            reason=reasons[attack]))
+                            reason=reasons[key]))
     return rows
 
 
@@ -72,35 +78,44 @@ def network_tables(config, outputs):
     scale = SCALE.format(epochs=config["epochs"], images=images)
     reasons = {"clean": CLEAN, "spatial": SPATIAL, "fgsm": FGSM, "jsma": ""}
     table1 = outputs["table1"]
-    rows1 = cells(table1, PAPER["table1"], "baseline", ("clean", "spatial", "jsma", "fgsm"),
+    rows1 = cells(table1, PAPER["table1"], "baseline", ("clean",) + SPATIAL_SETS + ("jsma", "fgsm"),
                   reasons)
     rows1 += [Row("JSMA success rate", 100 * table1["jsma_success"]),
-              Row("JSMA: mean pixels changed", table1["jsma_pixels"], unit="pixels"),
-              Row("spatial grid: share of test images misclassified by the baseline",
-                  100 * float(np.mean(outputs["spatial"]["success"])))]
+              Row("JSMA: mean pixels changed", table1["jsma_pixels"], unit="pixels")]
+    for spatial in SPATIAL_SETS:
+        rows1 += [Row(f"{ATTACK_NAMES[spatial]}: test images misclassified by the baseline",
+                      100 * float(np.mean(outputs[spatial]["success"]))),
+                  Row(f"{ATTACK_NAMES[spatial]}: chosen transforms that keep the pixel mass",
+                      100 * float(np.mean(outputs[spatial]["chosen_valid"])))]
     tables = [Table("Table I: the baseline (binary_cnn) under attack", rows1,
                     note=f"{config['jsma_images']} test images for JSMA; the rest all")]
-    three = ("clean", "spatial", "fgsm")
+    four = ("clean",) + SPATIAL_SETS + ("fgsm",)
     tables.append(Table("Table II: trained and tested on Gaussian-blurred images",
-                        cells(outputs["evaluate_plain_blur"], PAPER["plain_blur"], "blur", three,
+                        cells(outputs["evaluate_plain_blur"], PAPER["plain_blur"], "blur", four,
                               reasons), note=scale))
     paper_median = cells(outputs["evaluate_plain_median"], PAPER["plain_median"],
-                         "median 2x2 (the paper: Xu et al.'s window)", three, reasons)
+                         "median 2x2 (the paper: Xu et al.'s window)", four, reasons)
     code_median = cells(outputs["evaluate_plain_median_code"], PAPER["plain_median"],
-                        "median 1x2 (the authors' code)", three, reasons)
+                        "median 1x2 (the authors' code)", four, reasons)
     tables.append(Table("Table III: median feature squeezing", paper_median + code_median,
                         note=which_nearer("the 2x2 window", paper_median, "the code's 1x2",
                                           code_median)))
     tables.append(Table("Table IV: FGSM adversarial training",
                         cells(outputs["evaluate_fgsm_none"], PAPER["fgsm_none"],
-                              "FGSM-trained", three, reasons), note=scale))
+                              "FGSM-trained", four, reasons), note=scale))
     local = cells(outputs["evaluate_local_search"], PAPER["black_box"],
-                  "local-search adversarial training (the paper)", three, reasons)
+                  "local-search adversarial training (the paper)", four, reasons)
     substitute = cells(outputs["evaluate_substitute_none"], PAPER["black_box"],
-                       "Papernot substitute (the authors' code)", three, reasons)
+                       "Papernot substitute (the authors' code)", four, reasons)
     tables.append(Table("Table V: the black-box defence", local + substitute,
                         note=which_nearer("local-search training", local, "the substitute",
                                           substitute)))
+    stated, as_run = ([row for table in tables for row in table.rows
+                       if row.label.split(": ")[0].endswith(ATTACK_NAMES[spatial])]
+                      for spatial in SPATIAL_SETS)
+    tables[0] = dataclasses.replace(tables[0], note=tables[0].note + "; spatial rows of "
+                                    "Tables I-V, " + which_nearer("the stated choice", stated,
+                                                                  "the code's as run", as_run))
     return tables
 
 
@@ -125,12 +140,14 @@ def table7(outputs):
                           ("code", "linear MLP on FGSM logits (the authors' code)")):
         rows = []
         for row, attacks in PAPER_TABLE7.items():
-            for attack, paper in attacks.items():
+            for attack in ("clean",) + SPATIAL_SETS + ("fgsm",):
+                paper = attacks[PAPER_KEY.get(attack, attack)]
                 measured = table[f"{variant}/{row}/{attack}"]
                 for metric, value in zip(("accuracy",) + METRICS, paper):
                     rows.append(Row(f"{name}, {ROW_NAMES[row]}, {ATTACK_NAMES[attack]}: "
                                     f"{metric}", measured[metric], value, unit="",
-                                    tolerance=0.03, reason=TABLE7_REASON[attack]))
+                                    tolerance=0.03,
+                                    reason=TABLE7_REASON[PAPER_KEY.get(attack, attack)]))
         variant_rows[variant] = rows
     return Table("Table VII: the integrated model", variant_rows["paper"] + variant_rows["code"],
                  note=which_nearer("the paper's MLP", variant_rows["paper"], "the code's",
@@ -184,9 +201,11 @@ def samples_figure():
 
 def examples_figure(outputs):
     table1 = outputs["table1"]
-    rows = [table1[f"examples_{attack}"] for attack in ("clean", "spatial", "jsma", "fgsm")]
+    rows = [table1[f"examples_{attack}"] for attack in ("clean",) + SPATIAL_SETS + ("jsma", "fgsm")]
     rows.append(outputs["evaluate_substitute_none"]["examples_fgsm"])
-    return image_grid(rows, ["clean", "spatial grid (on the baseline)", "JSMA (on the baseline)",
+    return image_grid(rows, ["clean", "spatial grid (on the baseline)",
+                             "spatial grid, the code's choice as run (on the baseline)",
+                             "JSMA (on the baseline)",
                              "FGSM eps 0.3 (on the baseline)",
                              "FGSM on the black-box substitute"])
 
@@ -197,7 +216,7 @@ def confusion_figure(outputs):
                 ("median", outputs["evaluate_plain_median"]),
                 ("FGSM-trained", outputs["evaluate_fgsm_none"]),
                 ("substitute", outputs["evaluate_substitute_none"])]
-    attacks = ("clean", "spatial", "fgsm")
+    attacks = ("clean",) + SPATIAL_SETS + ("fgsm",)
     fig = Figure(figsize=(2.2 * len(attacks), 2.1 * len(networks)), layout="tight")
     axes = fig.subplots(len(networks), len(attacks))
     for r, (name, measured) in enumerate(networks):
@@ -219,20 +238,21 @@ def table7_figure(outputs):
     """Table VII at a glance: accuracy of the integrated model, paper beside measured, per
     test-time preprocessing (rows) and attack (columns)."""
     table = outputs["integrated"]["table"]
-    attacks = ("clean", "spatial", "fgsm")
-    grids = {"paper's numbers": [[PAPER_TABLE7[r][a][0] for a in attacks] for r in ROW_NAMES],
+    attacks = ("clean",) + SPATIAL_SETS + ("fgsm",)
+    grids = {"paper's numbers": [[PAPER_TABLE7[r][PAPER_KEY.get(a, a)][0] for a in attacks]
+                                 for r in ROW_NAMES],
              "measured, the paper's MLP": [[table[f"paper/{r}/{a}"]["accuracy"] for a in attacks]
                                            for r in ROW_NAMES],
              "measured, the code's MLP": [[table[f"code/{r}/{a}"]["accuracy"] for a in attacks]
                                           for r in ROW_NAMES]}
-    fig = Figure(figsize=(10, 3.2), layout="tight")
+    fig = Figure(figsize=(13, 3.4), layout="tight")
     for ax, (title, grid) in zip(fig.subplots(1, 3), grids.items()):
         grid = np.asarray(grid)
         ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1)
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=9)
-        ax.set_xticks(range(3), [ATTACK_NAMES[a] for a in attacks])
+        ax.set_xticks(range(len(attacks)), ["clean", "spatial", "spatial\n(as run)", "FGSM"])
         ax.set_yticks(range(3), list(ROW_NAMES.values()))
         ax.set_title(f"accuracy: {title}", fontsize=9)
     return fig
