@@ -24,7 +24,7 @@ import numpy as np
 from nnscratch.attacks import PGD
 from nnscratch.defenses import BPDA, IntegratedModel, Preprocessed
 from nnscratch.experiments.wang.integrated import MEMBERS, member_fgsm, member_logits
-from nnscratch.experiments.wang.stages import fgsm, scores, test_pairs, transform
+from nnscratch.experiments.wang.stages import defended, fgsm, scores, test_pairs, transform
 
 
 def pgd(cfg):
@@ -55,11 +55,9 @@ def adaptive(cfg, inputs, ctx):
     trained = inputs["fgsm_none"]["model"]
     out["fgsm_trained"] = {name: scores(y, np.asarray(trained.predict(attacked(trained, a, x))))
                            for name, a in (("FGSM (the paper)", fgsm(cfg)), ("PGD", pgd(cfg)))}
-    members = [Preprocessed(inputs[name]["model"], transform(cfg, inputs[name]["preprocessing"]))
-               if inputs[name]["preprocessing"] != "none" else inputs[name]["model"]
-               for name in MEMBERS]
-    whole = IntegratedModel(members, inputs["integrated"]["paper_combiner"])
     combiner = inputs["integrated"]["paper_combiner"]
+    whole = IntegratedModel([defended(cfg, inputs[name]["model"], inputs[name]["preprocessing"])
+                             for name in MEMBERS], combiner)
     per_member = member_logits(cfg, inputs, member_fgsm(cfg, inputs, x))
     out["integrated"] = {
         "FGSM against each member (the paper)":
