@@ -9,6 +9,8 @@ share one ``fit`` convention and their checks (``base.Defence``).
   ``BPDA(t)``: t's output with the identity as its pullback
 - ``integrated``: ``IntegratedModel`` (Wang & Zhang: an MLP ``combiner`` on several
   networks' logits)
+- ``ensemble``: ``BaggingNoiseEnsemble`` (Harms et al.'s bagging with noise: members on noisy
+  bootstrap replicates, their mean softmax as one model, ``prefix(k)``, ``predict_vote``)
 - ``squeezing``: ``MedianFilter``, ``BitDepth`` (Xu et al.'s feature squeezing), transforms too
 - ``padding``: scipy.ndimage's border modes as matrices (the median filter, the blur's modes)
 - ``wrappers``: ``Preprocessed(model, t)``, ``FiveCropAverage(model)``
@@ -33,6 +35,7 @@ A defence never imports an attack (attacks and defences are siblings).
 from nnscratch.defenses.base import Defence
 from nnscratch.defenses.crops import CropResizeVote, crop_resize
 from nnscratch.defenses.dnr import DeepNeuralRejection, NeuralRejection
+from nnscratch.defenses.ensemble import BaggingNoiseEnsemble
 from nnscratch.defenses.integrated import IntegratedModel, combiner
 from nnscratch.defenses.kde import KDEUncertaintyDetector
 from nnscratch.defenses.openmax import OpenMax, OpenMaxModel
@@ -57,4 +60,4 @@ __all__ = ["Defence", "Transform", "BPDA", "GaussianNoise", "Blur", "Shift", "Ro
            "KDEUncertaintyDetector", "RBFOneVsRest", "DeepNeuralRejection", "NeuralRejection",
            "threshold_for_rate", "SoftmaxThreshold", "AtRejectRate", "RejectingModel",
            "CrossEntropy", "AdversarialTraining", "AdversarialRetraining",
-           "smoothed_cross_entropy"]
+           "smoothed_cross_entropy", "BaggingNoiseEnsemble"]
