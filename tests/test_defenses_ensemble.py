@@ -114,6 +114,18 @@ def test_a_prefix_is_the_ensemble_of_its_members():
     np.testing.assert_array_equal(big.prefix(4).logits(x), big.logits(x))
 
 
+def test_an_ensemble_rebuilt_from_its_members_is_the_same_ensemble():
+    trained = BaggingNoiseEnsemble(lambda s: member(np, s), 3, noise_sigma=0.1, seed=7)
+    rebuilt = BaggingNoiseEnsemble.from_members(trained.members, noise_sigma=0.1, seed=7)
+    assert rebuilt.members == trained.members
+    assert (rebuilt.noise_sigma, rebuilt.seed) == (0.1, 7)
+    x = images(np)
+    np.testing.assert_array_equal(rebuilt.logits(x), trained.logits(x))
+    np.testing.assert_array_equal(rebuilt.prefix(2).logits(x), trained.prefix(2).logits(x))
+    with pytest.raises(ValueError, match="n_models"):
+        BaggingNoiseEnsemble.from_members([], noise_sigma=0.1)
+
+
 def test_majority_vote_and_its_tie_rule():
     x = np.array([0.2, 0.8]).reshape(2, 1, 1, 1)
     # votes: member 0 says class 1, member 1 class 2, member 2 class 0 below 0.5 and 2 above

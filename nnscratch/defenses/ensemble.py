@@ -95,6 +95,16 @@ class BaggingNoiseEnsemble(Model):
             raise ValueError(f"the members have different numbers of classes: {counts}")
         self.classes = counts[0]
 
+    @classmethod
+    def from_members(cls, members, noise_sigma, seed=0):
+        """The ensemble of already trained ``members`` (Sequentials, member m trained as member
+        m of an ensemble of this ``noise_sigma`` and ``seed``), e.g. read back from storage: it
+        predicts and attacks as the ensemble that trained them (the networks are shared, not
+        copied)."""
+        members = list(members)
+        handed = iter(members)
+        return cls(lambda seed_m: next(handed), len(members), noise_sigma, seed)
+
     # ---------------------------------------------- training
 
     def member_data(self, x, y, m):
