@@ -13,6 +13,7 @@ STUDIES = {
     "alshemali": "nnscratch.experiments.alshemali",
     "dnr": "nnscratch.experiments.dnr",
     "wang": "nnscratch.experiments.wang",
+    "harms": "nnscratch.experiments.harms",
 }
 
 
