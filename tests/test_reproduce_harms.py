@@ -55,3 +55,43 @@ def test_every_setting_is_used_and_the_member_exists(quick):
     assert set(config) == used
     for dataset in ("mnist", "cifar10"):
         assert 1 <= config[f"{dataset}_ith_member"] <= config[f"{dataset}_n_models"]
+
+
+def test_the_cifar10_stages_run_on_a_cifar_format_archive(tmp_path, monkeypatch):
+    """A synthetic archive in the real format (random images), fetched into an empty data cache:
+    every CIFAR-10 stage runs on a few images and fills Table 5, Figures 9-10 and the verdict on
+    the CIFAR-10 claim."""
+    from types import SimpleNamespace
+
+    from nnscratch import data
+    from nnscratch.data import cache, cifar
+    from nnscratch.experiments import runner
+    from nnscratch.experiments.context import StageLines
+    from nnscratch.experiments.harms import charts, report
+    from test_data import write_cifar_archive
+
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    write_cifar_archive(archive, per_batch=30)
+    monkeypatch.setenv("NNSCRATCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(cifar, "ARCHIVE_SHA256", cache.sha256_file(archive))
+    assert harms.config(True)["cifar10_cached"] is False
+    data.fetch("cifar10", source=str(archive))
+    tiny = {"train_images": 60, "validation_images": 10, "test_images": 12, "epochs": 1,
+            "n_models": 2, "ith_member": 2, "lbfgs_images": 2, "lbfgs_search_steps": 1,
+            "lbfgs_iterations": 2, "retrain_images": 30, "adaptive_images": 6, "pgd_steps": 2}
+    config = dict(harms.config(True), **{f"cifar10_{key}": value for key, value in tiny.items()})
+    assert config["cifar10_cached"] is True
+    study = SimpleNamespace(NAME="harms", STAGES=[stage for stage in harms.STAGES
+                                                  if stage.name.startswith("cifar10_")])
+    outputs, _ = runner.run_stages(study, config, 0, tmp_path / "stages", StageLines(False))
+    assert not any("skipped" in output for output in outputs.values())
+    table5 = report.retraining_table(config, outputs, "cifar10", 5)
+    assert table5.title == "Table 5: adversarial retraining on CIFAR-10"
+    assert [row.paper for row in table5.rows if row.paper] == [74.56, 66.78, 66.78, 73.65,
+                                                               58.97, 58.97]
+    ensemble = report.ensemble_table(config, outputs, "cifar10", "9-10")
+    assert len(ensemble.rows) > 16 and "skipped" not in ensemble.title
+    claim = report.cifar_claim(config, outputs)
+    assert claim.label.endswith("borne out") and claim.measured == claim.measured   # not NaN
+    assert charts.sizes_figure(config, outputs, "cifar10").axes
+    assert charts.settings_figure(config, outputs, "cifar10").axes

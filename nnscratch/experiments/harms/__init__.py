@@ -6,7 +6,7 @@ sections 6-8 judged in a table), and beyond the report the same defences attacke
     nnscratch reproduce harms [--quick]
 
 The stages are in ``stages.py`` and ``adaptive.py``, run once per dataset; the tables and the
-verdicts in ``report.py``, the figures in ``figures.py``. The CIFAR-10 stages run only when
+verdicts in ``report.py``, the figures in ``charts.py``. The CIFAR-10 stages run only when
 CIFAR-10 is in the data cache (``nnscratch data fetch cifar10 --source
 cifar-10-python.tar.gz``: no package ships its images, and its home cannot always be
 reached); otherwise they are reported as skipped. Whether it is cached is a setting
@@ -15,7 +15,7 @@ reached); otherwise they are reported as skipped. Whether it is cached is a sett
 """
 
 from nnscratch import data
-from nnscratch.experiments.harms import figures as figures_module
+from nnscratch.experiments.harms import charts
 from nnscratch.experiments.harms import report
 from nnscratch.experiments.harms.adaptive import adaptive
 from nnscratch.experiments.harms.stages import (attacks, ensemble, examples, for_dataset,
@@ -117,7 +117,7 @@ def tables(config, outputs):
 
 
 def figures(config, outputs):
-    return figures_module.figures(config, outputs)
+    return charts.figures(config, outputs)
 
 
 def checks(config, outputs):
