@@ -32,7 +32,8 @@ TRAINING = ("model", "batch_size", "train_images", "validation_images", "test_im
             "patience")
 ENSEMBLE = TRAINING + ("n_models", "noise_sigma")
 FGSM_BIM = ("test_images", "fgsm_eps", "bim_eps", "bim_step", "bim_steps")
-LBFGS = ("lbfgs_images", "lbfgs_initial_const", "lbfgs_search_steps", "lbfgs_iterations")
+LBFGS_SEARCH = ("lbfgs_initial_const", "lbfgs_search_steps", "lbfgs_iterations")
+LBFGS = ("lbfgs_images",) + LBFGS_SEARCH
 RETRAINING = ("model", "batch_size", "train_images", "test_images", "retrain_images",
               "retrain_epochs", "retrain_alpha", "fgsm_eps", "bim_eps", "bim_step", "bim_steps")
 ADAPTIVE = FGSM_BIM + ("adaptive_images", "pgd_eps", "pgd_step", "pgd_steps")
@@ -72,7 +73,7 @@ def dataset_stages(dataset):
 
 STAGES = [*dataset_stages("mnist"),
           stage("mnist", "examples", examples, uses=("original",),
-                keys=FGSM_BIM + LBFGS + ("example_digit", "example_target")),
+                keys=FGSM_BIM + LBFGS_SEARCH + ("example_digit", "example_target")),
           *dataset_stages("cifar10")]
 
 

@@ -14,9 +14,10 @@ Choices the report leaves open, and ours:
   in the full run, the zoo's; the quick run's smaller batches take more steps) for at most
   ``epochs`` epochs on the training set less the 5,000 validation images, stopped after
   ``patience`` epochs without a better validation accuracy, the weights of the best epoch
-  kept. Every ensemble member is
-  trained so too, on its noisy bootstrap replicate (``BaggingNoiseEnsemble``: noise
-  ``noise_sigma`` redrawn per member, clipped to [0, 1]).
+  kept. Every ensemble member is trained so too, on its noisy bootstrap replicate
+  (``BaggingNoiseEnsemble``: noise redrawn per member, clipped to [0, 1]) of that training set.
+- The noise (the report gives no sigma): ``noise_sigma`` 0.1, a tenth of the pixel range,
+  enough to make every replicate differ, small beside the contrast of a digit's strokes.
 - The ensemble combines its members by their mean softmax (its ``predict``); the majority vote
   of all members (the report's other option) is reported beside it.
 - The attacks, with the true labels y of their formulas (section 5.1): FGSM eps ``fgsm_eps``;
@@ -25,15 +26,17 @@ Choices the report leaves open, and ours:
   class drawn at random from the other nine with the run's seed, on the first
   ``lbfgs_images`` test images only, with ``lbfgs_search_steps`` runs of at most
   ``lbfgs_iterations`` iterations from c = ``lbfgs_initial_const`` (a budget that fits: it is a
-  host-side search, one image at a time).
+  host-side search, one image at a time). CIFAR-10 (no budget given): eps 8/255, the usual
+  one, BIM steps of 2/255.
 - Adversarials are made on the original model and on the ``ith_member``-th member (1-based as
-  the report's i = 6) and transferred to the ensembles (Figures 7-8).
+  the report's i = 6 for MNIST, the 3rd for CIFAR-10) and transferred to the ensembles
+  (Figures 7-10).
 - Adversarial retraining (section 6: adversarials "generated after each epoch", "normal loss
   value and the adversarial loss value"): ``AdversarialRetraining`` with weight
   ``retrain_alpha`` on the clean loss, from a copy of the original model (its weights; a fresh
-  Adam), for ``retrain_epochs`` epochs on the first ``retrain_images`` training images. Table
-  4's "adversarial data" is scored both ways the report leaves open: white-box (made on the
-  retrained model) and transferred from the original.
+  Adam), for ``retrain_epochs`` epochs on ``retrain_images`` training images (None: the
+  original's). Table 4's "adversarial data" is scored both ways the report leaves open:
+  white-box (made on the retrained model) and transferred from the original.
 """
 
 import dataclasses
@@ -70,8 +73,8 @@ def for_dataset(dataset, run):
 
 
 def training_set(dataset, cfg, limit=None):
-    """The training set less the validation images: the first ``limit`` (default
-    ``train_images``; None: all), balanced over the classes."""
+    """The training set less the validation images: ``limit`` of them (default
+    ``train_images``; None: all), a sample balanced over the classes."""
     return data.load(dataset, split="train-rest", limit=limit or cfg["train_images"])
 
 
