@@ -20,11 +20,12 @@ def sizes_figure(config, outputs, dataset):
             accuracies = 100 * np.asarray(s["clean" if n == "clean" else f"{source}/{n}"]
                                           ["ensemble"])
             ax.plot(np.arange(1, len(accuracies) + 1), accuracies, marker="o", label=NAMES[n])
+        ax.set_xticks(np.arange(1, len(accuracies) + 1))
         ax.set_xlabel("models in the ensemble")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
         ax.set_title(f"{TITLES[dataset]}: {title}", fontsize=9)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
     return fig
 
 
