@@ -26,7 +26,8 @@ def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, tm
                   "Table 5: adversarial retraining on CIFAR-10 (skipped)",
                   "Figures 7-8: the noise-bagging ensemble on MNIST",
                   "Figures 9-10: the noise-bagging ensemble on CIFAR-10 (skipped)",
-                  "The report's claims, judged on this run", "The attacks on MNIST",
+                  "The report's claims, judged on this run",
+                  "The attacks on MNIST, on the models they are made on",
                   "Beyond the report: the defences on MNIST attacked white-box"):
         assert f"## {title}\n" in text
     assert "CIFAR-10 is not in the data cache" in text
