@@ -1,11 +1,12 @@
-"""The Harms, Harper & Sunkara study end to end in quick mode: every MNIST stage on a few
-thousand images with three ensemble members, the study's own property checks asserted
+"""The Harms, Harper & Sunkara study end to end in quick mode: every MNIST stage on 1,200
+training images with three ensemble members, the study's own property checks asserted
 (``harms.checks``: the original learnt; an ensemble of one member has that member's accuracy,
 and the stored members rebuilt into the ensemble predict as their mean softmax; BIM breaks the
-model it is made on; L-BFGS reaches its targets; FGSM retraining holds against FGSM; white-box
-PGD on the ensemble beats BIM transferred to it), then a second run that finds every stage in
-the cache. CIFAR-10 is not in the test's data cache: its stages run and say they were skipped,
-in the tables and in the verdict on the CIFAR-10 claim.
+model it is made on; L-BFGS reaches its targets; FGSM retraining moves the model off the
+original's FGSM adversarials; white-box PGD through the ensemble's gradient breaks it), then a
+second run that finds every stage in the cache. CIFAR-10 is not in the test's data cache: its
+stages run and say they were skipped, in the tables and in the verdict on the CIFAR-10 claim.
+Another test runs every CIFAR-10 stage on a small archive in CIFAR-10's format.
 
 Needs MNIST in the data cache (the ``mnist_cached`` fixture of conftest.py).
 """
