@@ -49,13 +49,13 @@ print(f"plain: clean F1 {f1_of_sevens(plain, x_test):.3f}, "
 median = MedianFilter(size=(2, 2))
 squeezed = Preprocessed(train(median(x_train), CrossEntropy(label_smoothing=0.1)), median)
 before = fgsm.generate(squeezed.model, x_test).x_adv          # the paper: blind to the filter
-through = PGD(eps=0.3, step=0.01, steps=20).generate(squeezed, x_test).x_adv
+through = PGD(eps=0.3, step=0.03, steps=20).generate(squeezed, x_test).x_adv
 print(f"median: clean F1 {f1_of_sevens(squeezed, x_test):.3f}, FGSM made before the filter "
       f"F1 {f1_of_sevens(squeezed, before):.3f}, PGD through it F1 "
       f"{f1_of_sevens(squeezed, through):.3f}")
 
 # 3. FGSM adversarial training: 0.5 CE(x) + 0.5 CE(FGSM(x)), FGSM on the current model.
 robust = train(x_train, AdversarialTraining(fgsm, alpha=0.5, label_smoothing=0.1))
-pgd = PGD(eps=0.3, step=0.01, steps=20).generate(robust, x_test).x_adv
+pgd = PGD(eps=0.3, step=0.03, steps=20).generate(robust, x_test).x_adv
 print(f"FGSM-trained: FGSM F1 {f1_of_sevens(robust, fgsm.generate(robust, x_test).x_adv):.3f}, "
       f"PGD F1 {f1_of_sevens(robust, pgd):.3f}")

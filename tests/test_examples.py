@@ -46,11 +46,11 @@ def test_attack_example_runs_on_digits_without_mnist(tmp_path, monkeypatch):
 
 
 def test_wang_zhang_example_runs_on_mnist(mnist_cached):
-    """The study's core in a page, small: the median filter beats FGSM made before it but not
-    PGD made through it, and adversarial training holds against FGSM."""
-    result = subprocess.run([sys.executable, "examples/wang_zhang.py", "--images", "2000",
-                             "--epochs", "2", "--test", "200"], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
+    """The study's core in a page (its default 4,000 training images, 200 test images): PGD
+    made through the median filter does better than FGSM made before it, and adversarial
+    training holds against FGSM (measured: F1 0.342 and 0.000; 0.928 after FGSM training)."""
+    result = subprocess.run([sys.executable, "examples/wang_zhang.py", "--test", "200"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     before, through = (float(f) for f in re.findall(
         r"FGSM made before the filter F1 ([0-9.]+), PGD through it F1 ([0-9.]+)",

@@ -24,14 +24,14 @@ def clone(model):
     return copy
 
 
-def train(model, recipe_name, train_data, ctx, epochs, seed, lr=None):
+def train(model, recipe_name, train_data, ctx, epochs, seed, lr=None, objective=None):
     """``fit`` with the zoo recipe ``recipe_name`` for ``epochs`` (and ``lr``, if given), seeded
-    with ``seed`` (the stage's cfg["seed"]),
-    checkpointing every epoch into ``ctx.checkpoint_dir`` so a killed run resumes there.
-    Returns fit's history."""
+    with ``seed`` (the stage's cfg["seed"]), minimising ``objective`` (fit's default, the mean
+    cross-entropy, when None), checkpointing every epoch into ``ctx.checkpoint_dir`` so a
+    killed run resumes there. Returns fit's history."""
     changes = {"epochs": epochs} if lr is None else {"epochs": epochs, "lr": lr}
     recipe = dataclasses.replace(zoo.RECIPES[recipe_name], **changes)
-    return fit_recipe(model, recipe, train_data, seed=seed,
+    return fit_recipe(model, recipe, train_data, seed=seed, objective=objective,
                       checkpoint_dir=ctx.checkpoint_dir, resume=True)
 
 

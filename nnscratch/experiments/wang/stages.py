@@ -35,8 +35,6 @@ paper leaves open, and ours (its authors' code where it made one):
   with ``local_search_rounds`` rounds of the search.
 """
 
-import dataclasses
-
 import numpy as np
 
 from nnscratch import data, metrics, zoo
@@ -44,8 +42,7 @@ from nnscratch.attacks import FGSM, JSMA, LocalSearch, SpatialGrid, train_substi
 from nnscratch.attacks.spatial import keeps_mass
 from nnscratch.defenses import (AdversarialTraining, Blur, CrossEntropy, MedianFilter,
                                 Preprocessed)
-from nnscratch.experiments.common import accuracy
-from nnscratch.training import fit_recipe
+from nnscratch.experiments.common import accuracy, train
 
 CLASSES = (6, 7)                # relabelled 0 and 1; 7 (label 1) is the positive class
 PREPROCESSINGS = ("none", "blur", "median", "median_code")
@@ -110,19 +107,13 @@ def fgsm(cfg):
     return FGSM(eps=cfg["fgsm_eps"])
 
 
-def recipe(cfg):
-    """The code's recipe for ``cleverhans_cnn``: Adam, batch 128, ``epochs`` epochs."""
-    return dataclasses.replace(zoo.RECIPES["cleverhans_cnn"], epochs=cfg["epochs"])
-
-
 # ------------------------------------------------------------------ Table I: the baseline
 
 def baseline(cfg, inputs, ctx):
     """Table I's network, ``binary_cnn`` trained on the clean 6s and 7s."""
     model = zoo.build("binary_cnn", seed=cfg["seed"])
-    recipe_ = dataclasses.replace(zoo.RECIPES["binary_cnn"], epochs=cfg["baseline_epochs"])
-    history = fit_recipe(model, recipe_, training_pairs(cfg), seed=cfg["seed"],
-                         checkpoint_dir=ctx.checkpoint_dir, resume=True)
+    history = train(model, "binary_cnn", training_pairs(cfg), ctx, cfg["baseline_epochs"],
+                    cfg["seed"])
     x, y = test_pairs(cfg)
     return {"model": model, "test_accuracy": accuracy(model, x, y),
             "training_seconds": float(sum(history["seconds"]))}
@@ -179,9 +170,8 @@ def trained_on(preprocessing, objective_of=None):
         model = zoo.build("cleverhans_cnn", seed=cfg["seed"])
         x, y = training_pairs(cfg)
         objective = (objective_of or plain)(cfg)
-        history = fit_recipe(model, recipe(cfg), (preprocess(cfg, preprocessing, x), y),
-                             seed=cfg["seed"], objective=objective,
-                             checkpoint_dir=ctx.checkpoint_dir, resume=True)
+        history = train(model, "cleverhans_cnn", (preprocess(cfg, preprocessing, x), y), ctx,
+                        cfg["epochs"], cfg["seed"], objective=objective)
         x_test, y_test = test_pairs(cfg)
         return {"model": model, "preprocessing": preprocessing,
                 "test_accuracy": accuracy(defended(cfg, model, preprocessing), x_test, y_test),
@@ -214,8 +204,8 @@ def local_search_trained(cfg, inputs, ctx):
     x_all = np.concatenate([x, np.asarray(result.x_adv)[success]])
     y_all = np.concatenate([y, y[chosen][success]])
     model = zoo.build("cleverhans_cnn", seed=cfg["seed"])
-    history = fit_recipe(model, recipe(cfg), (x_all, y_all), seed=cfg["seed"],
-                         objective=plain(cfg), checkpoint_dir=ctx.checkpoint_dir, resume=True)
+    history = train(model, "cleverhans_cnn", (x_all, y_all), ctx, cfg["epochs"], cfg["seed"],
+                    objective=plain(cfg))
     x_test, y_test = test_pairs(cfg)
     return {"model": model, "preprocessing": "none", "test_accuracy": accuracy(model, x_test, y_test),
             "adversarials": int(success.sum()),
