@@ -10,7 +10,7 @@ every attack shares; ``criteria.py`` the success criteria (``Misclassification``
 One module per family:
 ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``adaptive.py`` (EOTPGD,
 DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py`` (JSMA),
-``optimization.py`` (Carlini-Wagner L2, L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
+``optimization.py`` (Carlini-Wagner L2), ``lbfgs.py`` (L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
 only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations; its image
 transforms in ``warps.py``), ``hotcold.py`` (HotCold: towards a hot class, away from the cold
 one), ``fooling.py`` (FoolingImages), ``reject_aware.py`` (RejectAwarePGD: Sotgiu et al.'s
@@ -27,7 +27,8 @@ from nnscratch.attacks.fooling import FoolingImages
 from nnscratch.attacks.gradient import FGSM, FGV
 from nnscratch.attacks.hotcold import HotCold
 from nnscratch.attacks.iterative import BIM, PGD
-from nnscratch.attacks.optimization import LBFGS, CarliniWagnerL2
+from nnscratch.attacks.lbfgs import LBFGS
+from nnscratch.attacks.optimization import CarliniWagnerL2
 from nnscratch.attacks.query import LocalSearch, OnePixel
 from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.attacks.saliency import JSMA

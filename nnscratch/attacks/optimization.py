@@ -1,13 +1,10 @@
-"""Optimisation attacks: the smallest L2 perturbation that changes the class, found by minimising
-distance plus a constant c times a misclassification term, with c searched per image.
+"""Carlini & Wagner's L2 attack (2017): the smallest L2 perturbation that changes the class,
+found by minimising distance plus a constant c times a margin on the logits, with c searched
+per image; a tanh change of variables and Adam, batched on the input's array module (NumPy or
+CuPy). Its sibling with L-BFGS-B on the cross-entropy is ``lbfgs.py``.
 
-- ``CarliniWagnerL2`` (Carlini & Wagner 2017): tanh change of variables, Adam, a margin on the
-  logits; runs on the input's array module (NumPy or CuPy), batched.
-- ``LBFGS`` (Szegedy et al. 2014): box-constrained L-BFGS on the cross-entropy, a host-side
-  search (scipy) that calls the model once per function evaluation, one image at a time.
-
-Both keep, per image, the adversarial with the smallest L2 norm over every c tried, return x
-itself for an image where none was found, and report in ``info``: "const" (N,), the c of the
+It keeps, per image, the adversarial with the smallest L2 norm over every c tried, returns x
+itself for an image where none was found, and reports in ``info``: "const" (N,), the c of the
 kept adversarial (nan where none), and "failure" (N,) host strings: "" (success), "zero
 gradient" (the misclassification term's gradient was exactly zero wherever it was asked for:
 nothing to follow) or "not adversarial" (the budget ran out).
@@ -15,10 +12,7 @@ nothing to follow) or "not adversarial" (the budget ran out).
 
 import math
 
-import numpy as np
-import scipy.optimize
-
-from nnscratch.backend import get_array_module, to_numpy
+from nnscratch.backend import get_array_module
 
 from nnscratch.attacks.base import Attack, failure_reasons
 from nnscratch.checks import check_flag, check_integer, check_real
@@ -205,95 +199,3 @@ class CarliniWagnerL2(Attack):
         return best, success, {"const": best_const,
                                "failure": failure_reasons(success, ~moved, "not adversarial")}
 
-
-class LBFGS(Attack):
-    """Box-constrained L-BFGS (Szegedy et al. 2014, "Intriguing properties of neural
-    networks"), per image::
-
-        minimise  ||eta||_2^2 + c * CE(x + eta, t)     subject to  x + eta in [0, 1]^D
-
-    CE the softmax cross-entropy, t the target (targeted, the paper's form; Harms et al. target
-    class 6). ``targeted=False`` is our untargeted variant, ||eta||^2 - c * CE(x + eta, y): push
-    the cross-entropy of the label up (success: predicted != y).
-
-    The minimisation is scipy's L-BFGS-B (``method="L-BFGS-B"``, the bounds as box constraints,
-    ``max_iterations`` iterations, memory ``memory`` = 15 as foolbox 2), started at eta = 0, in
-    float64 on the host: a host-side search that calls the model with x + eta in x's dtype on
-    x's array module, one image at a time (CuPy inputs go to the host and each query back to the
-    device). The objective is exact only to the model's precision (float32 for a float32 model).
-
-    c is searched per image as foolbox 2 and cleverhans 3 did: c starts at ``initial_const`` and
-    doubles after every run that does not end adversarial, until one does; then bisection
-    between the largest c that failed (c_lo, 0 at first) and the smallest that succeeded
-    (c_hi); ``binary_search_steps`` runs of L-BFGS-B per image in all (foolbox 2 doubled up to 30
-    times and bisected to an absolute tolerance; a run count is ours, as cleverhans's).
-    Kept: the adversarial end point with the smallest L2 norm over all runs (its c in
-    info["const"]); an image whose cross-entropy gradient at x is exactly zero is not searched
-    (no c moves it: "zero gradient").
-
-    Queries per image: one per function evaluation (a gradient, the first at x), one prediction
-    at the end of each run, plus one when y defaults to the model's predictions.
-    """
-
-    def __init__(self, targeted=True, initial_const=1e-2, binary_search_steps=10,
-                 max_iterations=150, memory=15):
-        self.targeted = check_flag(targeted, "targeted")
-        self.initial_const = check_real(initial_const, "initial_const", positive=True)
-        self.binary_search_steps = check_integer(binary_search_steps, "binary_search_steps")
-        self.max_iterations = check_integer(max_iterations, "max_iterations")
-        self.memory = check_integer(memory, "memory")
-
-    def run(self, oracle, x):
-        xp = get_array_module(x)
-        labels = to_numpy(oracle.y if oracle.target is None else oracle.target)
-        host = to_numpy(x).astype(np.float64)
-        best, const = host.copy(), np.full(len(x), np.nan)
-        moved = np.zeros(len(x), dtype=bool)
-        for i in range(len(x)):
-            best[i], const[i], moved[i] = self.search(oracle, x, host[i], labels[i:i + 1], i)
-        x_adv = xp.asarray(best.astype(x.dtype))
-        success = oracle.is_adversarial(x_adv)
-        const = np.where(to_numpy(success), const, np.nan)
-        return x_adv, success, {"const": xp.asarray(const),
-                                "failure": failure_reasons(success, ~moved, "not adversarial")}
-
-    def search(self, oracle, x, image, label, i):
-        """(kept image, its c or nan, gradient nonzero) for image i, ``image`` its float64 host
-        copy (C, H, W); x the batch (for its dtype and array module)."""
-        xp = get_array_module(x)
-        one = slice(i, i + 1)
-        sign = 1 if self.targeted else -1                         # minimise +-c * CE
-        label_dev = xp.asarray(label)
-
-        def query(flat):                                          # CE and its gradient, (D,)
-            x_query = xp.asarray(flat.reshape((1,) + image.shape).astype(x.dtype))
-            losses, grad = oracle.loss_gradient(x_query, label_dev, one)
-            return float(to_numpy(losses)[0]), to_numpy(grad).astype(np.float64).reshape(-1)
-
-        def objective(flat, c):
-            ce, grad = query(flat)
-            eta = flat - start
-            return eta @ eta + sign * c * ce, 2 * eta + sign * c * grad
-
-        start = image.reshape(-1)
-        if not query(start)[1].any():
-            return image, np.nan, False
-        bounds = scipy.optimize.Bounds(np.zeros_like(start), np.ones_like(start))
-        kept, kept_norm, kept_const = image, np.inf, np.nan
-        c, c_lo, c_hi = self.initial_const, 0.0, np.inf
-        for _ in range(self.binary_search_steps):
-            end = scipy.optimize.minimize(
-                objective, start.copy(), args=(c,), jac=True, method="L-BFGS-B", bounds=bounds,
-                options={"maxiter": self.max_iterations, "maxcor": self.memory}).x
-            end = np.clip(end, 0, 1).reshape(image.shape)
-            adversarial = bool(oracle.is_adversarial(
-                xp.asarray(end[None].astype(x.dtype)), xp.arange(i, i + 1))[0])
-            if adversarial:
-                norm = np.linalg.norm(end.astype(x.dtype) - image.astype(x.dtype))
-                if norm < kept_norm:
-                    kept, kept_norm, kept_const = end, norm, c
-                c_hi = c
-            else:
-                c_lo = c
-            c = 2 * c if math.isinf(c_hi) else (c_lo + c_hi) / 2
-        return kept, kept_const, True

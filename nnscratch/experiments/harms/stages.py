@@ -25,8 +25,8 @@ Choices the report leaves open, and ours:
   the time for MNIST: 0.3, 0.05, 10); L-BFGS targeted (the report's Figure 5 targets a 6) at a
   class drawn at random from the other nine with the run's seed, on the first
   ``lbfgs_images`` test images only, with ``lbfgs_search_steps`` runs of at most
-  ``lbfgs_iterations`` iterations from c = ``lbfgs_initial_const`` (a budget that fits: it is a
-  host-side search, one image at a time). CIFAR-10 (no budget given): eps 8/255, the usual
+  ``lbfgs_iterations`` iterations from c = ``lbfgs_initial_const``, ``lbfgs_batch`` images
+  minimised as one problem (``LBFGS(batch_size=...)``, as cleverhans batches it). CIFAR-10 (no budget given): eps 8/255, the usual
   one, BIM steps of 2/255.
 - Adversarials are made on the original model and on the ``ith_member``-th member (1-based as
   the report's i = 6 for MNIST, the 3rd for CIFAR-10) and transferred to the ensembles
@@ -101,7 +101,7 @@ def attack_of(name, cfg):
         return BIM(cfg["bim_eps"], step=cfg["bim_step"], steps=cfg["bim_steps"])
     return LBFGS(targeted=True, initial_const=cfg["lbfgs_initial_const"],
                  binary_search_steps=cfg["lbfgs_search_steps"],
-                 max_iterations=cfg["lbfgs_iterations"])
+                 max_iterations=cfg["lbfgs_iterations"], batch_size=cfg["lbfgs_batch"])
 
 
 def lbfgs_targets(y, classes, seed):
