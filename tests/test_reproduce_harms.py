@@ -29,7 +29,8 @@ def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, tm
                   "Figures 9-10: the noise-bagging ensemble on CIFAR-10 (skipped)",
                   "The report's claims, judged on this run",
                   "The attacks on MNIST, on the models they are made on",
-                  "Beyond the report: the defences on MNIST attacked white-box"):
+                  "Beyond the report: the defences on MNIST attacked white-box",
+                  "FGSM and BIM over eps on MNIST"):
         assert f"## {title}\n" in text
     assert "CIFAR-10 is not in the data cache" in text
     claims = text.split("## The report's claims")[1].split("\n## ")[0]
@@ -38,7 +39,8 @@ def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, tm
     assert sum(": borne out |" in line or ": not borne out |" in line
                for line in verdicts) == 6
     assert ": not judged |" in verdicts[5]
-    assert figures == ["mnist_ensemble_sizes.png", "mnist_examples.png", "mnist_settings.png"]
+    assert figures == ["mnist_ensemble_sizes.png", "mnist_examples.png", "mnist_settings.png",
+                       "mnist_sweep.png"]
 
 
 def test_the_cifar_stages_depend_on_whether_cifar10_is_cached(monkeypatch):
@@ -80,7 +82,8 @@ def test_the_cifar10_stages_run_on_a_cifar_format_archive(tmp_path, monkeypatch)
     data.fetch("cifar10", source=str(archive))
     tiny = {"train_images": 60, "validation_images": 10, "test_images": 12, "epochs": 1,
             "n_models": 2, "ith_member": 2, "lbfgs_images": 2, "lbfgs_search_steps": 1,
-            "lbfgs_iterations": 2, "retrain_images": 30, "adaptive_images": 6, "pgd_steps": 2}
+            "lbfgs_iterations": 2, "retrain_images": 30, "adaptive_images": 6, "pgd_steps": 2,
+            "sweep_images": 6}
     config = dict(harms.config(True), **{f"cifar10_{key}": value for key, value in tiny.items()})
     assert config["cifar10_cached"] is True
     study = SimpleNamespace(NAME="harms", STAGES=[stage for stage in harms.STAGES
@@ -96,4 +99,6 @@ def test_the_cifar10_stages_run_on_a_cifar_format_archive(tmp_path, monkeypatch)
     claim = report.cifar_claim(config, outputs)
     assert claim.label.endswith("borne out") and claim.measured == claim.measured   # not NaN
     assert charts.sizes_figure(config, outputs, "cifar10").axes
+    assert charts.sweep_figure(outputs, "cifar10").axes
+    assert len(report.sweep_table(config, outputs, "cifar10").rows) == 2 * 6 * 3
     assert charts.settings_figure(config, outputs, "cifar10").axes

@@ -5,9 +5,9 @@ sections 6-8 judged in a table), and beyond the report the same defences attacke
 
     nnscratch reproduce harms [--quick]
 
-The stages are in ``stages.py`` and ``adaptive.py``, run once per dataset; the tables and the
-verdicts in ``report.py``, the figures in ``charts.py``. The CIFAR-10 stages run only when
-CIFAR-10 is in the data cache (``nnscratch data fetch cifar10 --source
+The stages are in ``stages.py``, ``adaptive.py`` and ``sweep.py``, run once per dataset; the
+tables and the verdicts in ``report.py``, the figures in ``charts.py``. The CIFAR-10 stages
+run only when CIFAR-10 is in the data cache (``nnscratch data fetch cifar10 --source
 cifar-10-python.tar.gz``: no package ships its images, and its home cannot always be
 reached); otherwise they are reported as skipped. Whether it is cached is a setting
 (``cifar10_cached``), so that fetching it later reruns them. The report's Tiny ImageNet part
@@ -20,6 +20,7 @@ from nnscratch.experiments.harms import report
 from nnscratch.experiments.harms.adaptive import adaptive
 from nnscratch.experiments.harms.stages import (attacks, ensemble, examples, for_dataset,
                                                 original, retrained, retraining, sizes)
+from nnscratch.experiments.harms.sweep import sweep
 from nnscratch.experiments.runner import Stage
 
 NAME = "harms"
@@ -37,6 +38,7 @@ LBFGS = ("lbfgs_images",) + LBFGS_SEARCH
 RETRAINING = ("model", "batch_size", "train_images", "test_images", "retrain_images",
               "retrain_epochs", "retrain_alpha", "fgsm_eps", "bim_eps", "bim_step", "bim_steps")
 ADAPTIVE = FGSM_BIM + ("adaptive_images", "pgd_eps", "pgd_step", "pgd_steps")
+SWEEP = ("test_images", "sweep_eps", "sweep_images", "bim_eps", "bim_step", "bim_steps")
 
 
 def stage(dataset, name, run, uses=(), keys=()):
@@ -68,6 +70,8 @@ def dataset_stages(dataset):
         stage(dataset, "adaptive", adaptive,
               uses=("original", "ensemble", "retrained_fgsm", "retrained_bim",
                     "attacks_original"), keys=ADAPTIVE),
+        stage(dataset, "sweep", sweep,
+              uses=("original", "ensemble", "retrained_fgsm", "retrained_bim"), keys=SWEEP),
     ]
 
 
@@ -91,7 +95,7 @@ def config(quick):
     early stopping on 2,000 validation images; the first 5,000 test images; L-BFGS on the first
     300 of them, 100 minimised together, 5 runs of at most 50 iterations each (c from 2, then
     doubled or bisected: the c MNIST needed here was 1-8); retraining 2 epochs; white-box PGD of
-    20 steps on 500 images. CIFAR-10, when cached: the same scale, at most 30 epochs (patience
+    20 steps on 500 images; FGSM and BIM at eps 0.1, 0.2, 0.3 on 1,000. CIFAR-10, when cached: the same scale, at most 30 epochs (patience
     3), eps 8/255. Quick: the same stages on 1,200 training and 200 test images, one
     epoch in batches of 16, 3 members, L-BFGS on 4 images, minutes on 2 cores."""
     mnist = {"model": "mnist_cnn_harms", "batch_size": 128, "train_images": 8000,
@@ -102,17 +106,19 @@ def config(quick):
              "lbfgs_iterations": 50, "lbfgs_batch": 100,
              "retrain_images": None, "retrain_epochs": 2, "retrain_alpha": 0.5,
              "adaptive_images": 500, "pgd_eps": 0.3, "pgd_step": 0.025, "pgd_steps": 20,
+             "sweep_eps": [0.1, 0.2, 0.3], "sweep_images": 1000,
              "example_digit": 0, "example_target": 6}
     cifar10 = dict(mnist, model="cifar_cnn_harms", epochs=30, patience=3, ith_member=3,
                    fgsm_eps=8 / 255, bim_eps=8 / 255, bim_step=2 / 255, pgd_eps=8 / 255,
-                   pgd_step=2 / 255, pgd_steps=20, cached=cifar10_cached())
+                   pgd_step=2 / 255, pgd_steps=20, sweep_eps=[2 / 255, 4 / 255, 8 / 255],
+                   cached=cifar10_cached())
     del cifar10["example_digit"], cifar10["example_target"]
     if quick:
         smaller = {"batch_size": 16, "train_images": 1200, "validation_images": 200,
                    "test_images": 200, "epochs": 1, "patience": 1, "n_models": 3,
                    "ith_member": 2, "lbfgs_images": 4, "lbfgs_search_steps": 2,
                    "lbfgs_iterations": 20, "retrain_images": 300, "retrain_epochs": 1,
-                   "adaptive_images": 50, "pgd_steps": 10}
+                   "adaptive_images": 50, "pgd_steps": 10, "sweep_images": 50}
         mnist = dict(mnist, **smaller, pgd_step=0.05)
         cifar10 = dict(cifar10, **smaller, pgd_step=2 / 255)
     return {f"{dataset}_{key}": value

@@ -1,12 +1,14 @@
 """Harms et al.'s figures, redrawn from the run: accuracy against ensemble size (Figures 7 and
 9), the four settings as bars (Figures 8 and 10), and one digit with its FGSM, BIM and L-BFGS
-adversarials (Figures 4-5). A skipped dataset (CIFAR-10 not cached) has no figures.
+adversarials (Figures 4-5); beside the report, accuracy against eps. A skipped dataset
+(CIFAR-10 not cached) has no figures.
 """
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnscratch.experiments.harms.report import INPUTS, NAMES, TITLES, settings, skipped
+from nnscratch.experiments.harms.report import (INPUTS, NAMES, SWEPT, TITLES, settings,
+                                                skipped)
 
 
 def sizes_figure(config, outputs, dataset):
@@ -47,6 +49,22 @@ def settings_figure(config, outputs, dataset):
     return fig
 
 
+def sweep_figure(outputs, dataset):
+    """Accuracy against eps, FGSM left and BIM right, one line per model and way."""
+    measured = outputs[f"{dataset}_sweep"]
+    fig = Figure(figsize=(10, 3.8), layout="tight")
+    for ax, name in zip(fig.subplots(1, 2), ("fgsm", "bim")):
+        for row, values in measured[name].items():
+            ax.plot(measured["eps"], 100 * np.asarray(values), marker="o",
+                    linestyle="--" if "white-box" in row else "-", label=SWEPT[row])
+        ax.set_xlabel("eps (L-inf)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{TITLES[dataset]}: {NAMES[name]}", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    return fig
+
+
 def examples_figure(config, outputs):
     """The digit and its adversarials made on the original, each with the class it is given."""
     made = outputs["mnist_examples"]
@@ -67,4 +85,5 @@ def figures(config, outputs):
         if not skipped(outputs, dataset):
             out[f"{dataset}_ensemble_sizes"] = sizes_figure(config, outputs, dataset)
             out[f"{dataset}_settings"] = settings_figure(config, outputs, dataset)
+            out[f"{dataset}_sweep"] = sweep_figure(outputs, dataset)
     return out

@@ -129,6 +129,24 @@ def adaptive_table(outputs, dataset):
                       "the ensemble attacked through its mean-softmax logits")
 
 
+SWEPT = {"original": "original model (white-box)", "ensemble": "ensemble, from the original",
+         "retrained_fgsm": "FGSM-retrained, from the original",
+         "retrained_bim": "BIM-retrained, from the original",
+         "retrained_fgsm white-box": "FGSM-retrained (white-box)",
+         "retrained_bim white-box": "BIM-retrained (white-box)"}
+
+
+def sweep_table(config, outputs, dataset):
+    measured = outputs[f"{dataset}_sweep"]
+    rows = [Row(f"{NAMES[name]} eps {eps:.3g}: {SWEPT[row]}", 100 * values[k])
+            for name in ("fgsm", "bim") for row, values in measured[name].items()
+            for k, eps in enumerate(measured["eps"])]
+    return Table(f"FGSM and BIM over eps on {TITLES[dataset]}", rows, note=(
+        f"the first {measured['images']} test images; made on the original model unless "
+        f"white-box; BIM {config[f'{dataset}_bim_steps']} steps of "
+        f"{config[f'{dataset}_bim_step'] / config[f'{dataset}_bim_eps']:.3g} eps"))
+
+
 def verdict(text, measured, holds, unit="pts"):
     if isinstance(measured, float) and math.isnan(measured):
         return Row(f"{text}: not judged", measured, unit=unit)
@@ -218,5 +236,6 @@ def tables(config, outputs):
            claims(config, outputs)]
     for dataset in ("mnist", "cifar10"):
         if not skipped(outputs, dataset):
-            out += [attacks_table(config, outputs, dataset), adaptive_table(outputs, dataset)]
+            out += [attacks_table(config, outputs, dataset), adaptive_table(outputs, dataset),
+                    sweep_table(config, outputs, dataset)]
     return out
