@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nnscratch"
 # on it; the command line is one package on top.
 LAYERS = ["checks", "backend", "files", "ops", "layers", "losses", "model", "optim",
           "gradcheck",
-          "io", "training", "data", "zoo", "metrics", "plots", "attacks", "defenses",
+          "io", "training", "data", "zoo", "metrics", "plots", "gan", "attacks", "defenses",
           "evaluation", "experiments", "commands"]
 SIBLINGS = {"attacks": "defenses", "defenses": "attacks"}   # neither imports the other
 # The engine a reader goes through in an afternoon (the README's reading path): backend to
