@@ -44,8 +44,10 @@ def sigmoid_cross_entropy(z, target):
     max(z, 0) - z t + log(1 + exp(-|z|)) (stable for any z), sigmoid(z) - t."""
     xp = get_array_module(z)
     t = z.dtype.type(target)
-    loss = xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
-    return loss[:, 0], 1 / (1 + xp.exp(-z)) - t
+    e = xp.exp(-xp.abs(z))                                   # in (0, 1]: never overflows
+    loss = xp.maximum(z, 0) - z * t + xp.log1p(e)
+    sigmoid = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    return loss[:, 0], sigmoid - t
 
 
 class GAN:
