@@ -80,6 +80,43 @@ def adversarial_grid(x, x_adv, y_pred, y_adv_pred, path, columns=8):
     _save(fig, path)
 
 
+def image_grid(images, path, columns=8, title=None):
+    """Images (N, C, H, W) in [0, 1] in a grid of ``columns``, greyscale or colour."""
+    images = to_numpy(images)
+    rows = -(-len(images) // columns)
+    fig = Figure(figsize=(columns, rows + (0.4 if title else 0)), layout="tight")
+    for ax, image in zip(fig.subplots(rows, columns, squeeze=False).ravel(), images):
+        ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0),
+                  cmap="gray", vmin=0, vmax=1)
+    for ax in fig.axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def gan_losses(history, path):
+    """A GAN's losses and its discriminator's accuracy on real and generated images, per
+    epoch."""
+    fig = Figure(figsize=(9, 3.5), layout="tight")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    epochs = np.arange(1, len(history["g_loss"]) + 1)
+    for key, label in (("d_loss_real", "D on real"), ("d_loss_fake", "D on generated"),
+                       ("g_loss", "G")):
+        ax_loss.plot(epochs, history[key], "o-", label=label)
+    for key, label in (("d_accuracy_real", "real called real"),
+                       ("d_accuracy_fake", "generated called generated")):
+        ax_acc.plot(epochs, history[key], "o-", label=label)
+    ax_acc.axhline(0.5, color="grey", linestyle=":", label="chance")
+    ax_acc.set_ylim(0, 1)
+    for ax, what in ((ax_loss, "loss"), (ax_acc, "discriminator accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def _save(fig, path):
     """Write ``fig`` to ``path``, whole or not at all, in the format of its suffix."""
     with atomic_open(path) as f:

@@ -18,8 +18,8 @@ import pytest
 
 from nnscratch import data, io, zoo
 from nnscratch.data.subsets import balanced_indices, first_n_per_class
-from nnscratch.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GaussianBlur,
-                              LeakyReLU, MaxPool2D, ReLU, Tanh)
+from nnscratch.layers import (AvgPool2D, Conv2D, Conv2DTranspose, Dense, Dropout, Flatten,
+                              GaussianBlur, LeakyReLU, MaxPool2D, ReLU, Reshape, Tanh)
 from nnscratch.model import Sequential
 from nnscratch.optim import SGD, Adam, CosineLR, StepLR, make_optimizer, make_schedule
 from nnscratch.training import CHECKPOINT, fit, load_checkpoint
@@ -92,6 +92,13 @@ NAN, INF = math.nan, math.inf
     # LeakyReLU: a finite slope >= 0
     (lambda: LeakyReLU(NAN), ValueError, r"LeakyReLU: alpha must be a finite number >= 0, got nan"),
     (lambda: LeakyReLU(-0.1), ValueError, r"LeakyReLU: alpha .* got -0\.1"),
+    # Conv2DTranspose: a padding that leaves every input an output; Reshape: sizes >= 1
+    (lambda: Conv2DTranspose(3, 4, 4, padding=2), ValueError,
+     r"Conv2DTranspose: padding must be less than half the kernel \(4x4\), got 2"),
+    (lambda: Conv2DTranspose(3, 4, 3, stride=0), ValueError, r"Conv2DTranspose: stride"),
+    (lambda: Conv2DTranspose(0, 4, 3), ValueError, r"Conv2DTranspose: in_channels"),
+    (lambda: Reshape((4, 0)), ValueError, r"Reshape: shape must be a positive integer, got 0"),
+    (lambda: Reshape((4, 2.0)), ValueError, r"Reshape: shape"),
 ])
 def test_layer_constructors_refuse_bad_arguments(make, error, message):
     with pytest.raises(error, match=message):

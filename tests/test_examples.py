@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -74,3 +76,15 @@ def test_noise_bagging_example_runs_on_mnist(mnist_cached):
     retrained = float(re.findall(r"FGSM-retrained: clean [0-9.]+, FGSM from the original "
                                  r"([0-9.]+)", result.stdout)[0])
     assert clean > 0.8 and own <= transferred and through < 0.1 and retrained > own + 0.1
+
+
+def test_gan_example_runs_on_mnist(mnist_cached, tmp_path):
+    """The GAN in a page, tiny (256 images, one epoch, 8 channels): it trains and draws."""
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "gan.py"), "--images",
+                             "256", "--epochs", "1", "--width", "8"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    losses = [float(v) for v in re.findall(r"(?:real|generated|G loss) ([0-9.]+)",
+                                            result.stdout)]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert (tmp_path / "gan_samples.png").is_file()

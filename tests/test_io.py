@@ -9,8 +9,8 @@ import pytest
 
 from nnscratch import files, zoo
 from nnscratch.io import architecture, load, save
-from nnscratch.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GaussianBlur,
-                              LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh)
+from nnscratch.layers import (AvgPool2D, Conv2D, Conv2DTranspose, Dense, Dropout, Flatten,
+                              GaussianBlur, LeakyReLU, MaxPool2D, ReLU, Reshape, Sigmoid, Tanh)
 from nnscratch.model import Sequential
 
 
@@ -24,7 +24,8 @@ def every_layer_type():
         Conv2D(2, 4, (3, 2), padding=(1, 0), rng=1), LeakyReLU(alpha=0.2), AvgPool2D(2),
         GaussianBlur(0.8, radius=2), Conv2D(4, 5, 3, padding="same", rng=2), Tanh(),
         MaxPool2D(3, stride=2), Dropout(0.3), Flatten(), Dense(10, 6, rng=3), Sigmoid(),
-        ReLU(), Dense(6, 3, rng=4),
+        Reshape((1, 2, 3)), Conv2DTranspose(1, 2, 3, stride=2, padding=1, rng=5), Flatten(),
+        ReLU(), Dense(30, 3, rng=4),
     ], input_shape=(2, 11, 9))
 
 

@@ -7,9 +7,9 @@ import pytest
 import reference
 from nnscratch.backend import device_of, to_numpy
 from nnscratch.gradcheck import assert_gradients_close, check_layer
-from nnscratch.layers import conv
-from nnscratch.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GaussianBlur,
-                              LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh)
+from nnscratch.layers import conv, conv_transpose
+from nnscratch.layers import (AvgPool2D, Conv2D, Conv2DTranspose, Dense, Dropout, Flatten,
+                              GaussianBlur, LeakyReLU, MaxPool2D, ReLU, Reshape, Sigmoid, Tanh)
 
 
 def distinct_values(shape, seed):
@@ -37,6 +37,11 @@ CASES = [
     ("conv_k5_same", lambda: Conv2D(3, 2, 5, padding="same", rng=3), (3, 3, 7, 5), normal),
     ("conv_k2_same_even", lambda: Conv2D(1, 3, 2, padding="same", rng=4), (3, 1, 5, 6), normal),
     ("conv_k2x3_s2_valid", lambda: Conv2D(3, 2, (2, 3), stride=2, rng=5), (3, 3, 7, 9), normal),
+    ("conv_transpose_k3", lambda: Conv2DTranspose(2, 3, 3, rng=7), (3, 2, 5, 4), normal),
+    ("conv_transpose_k4_s2_p1", lambda: Conv2DTranspose(3, 2, 4, stride=2, padding=1, rng=8),
+     (3, 3, 4, 5), normal),
+    ("conv_transpose_k3x2_s3", lambda: Conv2DTranspose(1, 2, (3, 2), stride=3, rng=9),
+     (2, 1, 3, 4), normal),
     ("dense", lambda: Dense(7, 5, rng=6), (3, 7), normal),
     ("maxpool_k2", lambda: MaxPool2D(2), (3, 3, 7, 9), distinct_values),
     ("maxpool_k3_s2", lambda: MaxPool2D(3, stride=2), (3, 1, 9, 7), distinct_values),
@@ -49,6 +54,7 @@ CASES = [
     ("sigmoid", lambda: Sigmoid(), (3, 2, 5, 7), normal),
     ("dropout", lambda: Dropout(0.5), (3, 2, 5, 7), normal),
     ("flatten", lambda: Flatten(), (3, 2, 5, 7), normal),
+    ("reshape", lambda: Reshape((5, 2, 7)), (3, 70), normal),
     ("gaussian_blur", lambda: GaussianBlur(1.25), (3, 3, 9, 7), normal),
 ]
 
@@ -101,6 +107,36 @@ def test_conv_matches_naive_loops(xp, monkeypatch, group_bytes, c_in, c_out, ker
     np.testing.assert_allclose(to_numpy(grad_x), ref_x, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(to_numpy(layer.grads["W"]), ref_W, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(to_numpy(layer.grads["b"]), ref_b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("group_bytes", [conv.GROUP_BYTES, 1], ids=["one_group", "per_image"])
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, shape",
+                         [(2, 3, (3, 3), 1, 0, (3, 2, 5, 4)), (3, 2, (4, 4), 2, 1, (2, 3, 4, 5)),
+                          (1, 2, (3, 2), 3, 0, (2, 1, 3, 4)), (2, 2, (5, 3), 2, 1, (2, 2, 3, 3))])
+def test_conv_transpose_is_the_convolutions_input_gradient(xp, monkeypatch, group_bytes, c_in,
+                                                           c_out, kernel, stride, padding, shape):
+    """The duality in ``Conv2DTranspose``'s docstring, against the loops: its forward is the
+    input gradient of the convolution whose weight is W read as (out=C, in=O), its input
+    gradient that convolution's forward, its weight gradient that convolution's weight
+    gradient with input and output gradient swapped."""
+    monkeypatch.setattr(conv_transpose, "GROUP_BYTES", group_bytes)
+    layer = build(lambda: Conv2DTranspose(c_in, c_out, kernel, stride, padding, rng=0), xp)
+    layer.params["b"] = xp.asarray(normal((c_out,), 3))
+    x = normal(shape, 1)
+    y = layer.forward(xp.asarray(x))
+    g = normal(y.shape, 2)
+    grad_x = layer.backward(xp.asarray(g))
+    W, b = to_numpy(layer.params["W"]), to_numpy(layer.params["b"])
+    pads = ((padding, padding), (padding, padding))
+    as_input_gradient = reference.conv2d_backward(np.zeros(y.shape), W, x, stride, pads)[0]
+    np.testing.assert_allclose(to_numpy(y), as_input_gradient + b[:, None, None],
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(grad_x), reference.conv2d(g, W, np.zeros(c_in), stride,
+                                                                  pads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(layer.grads["W"]),
+                               reference.conv2d_backward(g, W, x, stride, pads)[1],
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(layer.grads["b"]), g.sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("by_correlation", [False, True], ids=["col2im", "correlation"])
@@ -176,6 +212,10 @@ def test_param_grads_false_leaves_weight_gradients_alone(xp):
     (lambda: AvgPool2D(2), (4, 4), r"AvgPool2D layer.*\(N, C, H, W\)"),
     (lambda: GaussianBlur(1.0), (4, 4, 4), r"GaussianBlur layer.*\(N, C, H, W\)"),
     (lambda: Flatten(), (4,), r"Flatten layer"),
+    (lambda: Conv2DTranspose(3, 4, 3), (2, 2, 5, 5), r"Conv2DTranspose layer.*\(N, 3, H, W\)"),
+    (lambda: Conv2DTranspose(3, 4, 3), (2, 3, 5), r"Conv2DTranspose layer"),
+    (lambda: Reshape((4, 2, 2)), (3, 15), r"Reshape layer.*16 values an image.*got \(3, 15\)"),
+    (lambda: Reshape((4, 2, 2)), (16,), r"Reshape layer"),
 ])
 def test_bad_input_shape_is_a_clear_error(factory, shape, message):
     with pytest.raises(ValueError, match=message):

@@ -28,8 +28,9 @@ torch.set_num_threads(1)
 
 from nnscratch import zoo  # noqa: E402
 from nnscratch.backend import new_rng  # noqa: E402
-from nnscratch.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten,  # noqa: E402
-                              GaussianBlur, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Tanh)
+from nnscratch.layers import (AvgPool2D, Conv2D, Conv2DTranspose, Dense,  # noqa: E402
+                              Dropout, Flatten, GaussianBlur, LeakyReLU, MaxPool2D, ReLU,
+                              Reshape, Sigmoid, Tanh)
 from nnscratch.losses import softmax_cross_entropy  # noqa: E402
 from nnscratch.optim import SGD, Adam  # noqa: E402
 
@@ -75,6 +76,9 @@ def torch_layer(layer, h, params, mask=None):
     if isinstance(layer, Conv2D):
         padding = layer.padding if isinstance(layer.padding, (int, str)) else tuple(layer.padding)
         return F.conv2d(h, params["W"], params["b"], stride=layer.stride, padding=padding)
+    if isinstance(layer, Conv2DTranspose):
+        return F.conv_transpose2d(h, params["W"], params["b"], stride=layer.stride,
+                                  padding=layer.padding)
     if isinstance(layer, Dense):
         return F.linear(h, params["W"], params["b"])
     if isinstance(layer, MaxPool2D):
@@ -91,6 +95,8 @@ def torch_layer(layer, h, params, mask=None):
         return torch.sigmoid(h)
     if isinstance(layer, Flatten):
         return torch.flatten(h, 1)
+    if isinstance(layer, Reshape):
+        return h.reshape(h.shape[0], *layer.shape)
     if isinstance(layer, Dropout):
         return h if mask is None else h * torch.from_numpy(mask)
     if isinstance(layer, GaussianBlur):
@@ -153,6 +159,19 @@ def test_conv2d_non_contiguous_input():
     first, second = Conv2D(2, 3, 3, padding=1, rng=1), Conv2D(3, 4, (3, 2), stride=2, rng=2)
     h = first.forward(images((3, 2, 9, 7)))
     check_layer(second, h)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(4, 2, 1), (3, 1, 0), ((3, 2), 2, 0),
+                                                     (5, 3, 2)])
+def test_conv_transpose2d(kernel, stride, padding):
+    """W (C, O, kh, kw) is ``torch.nn.ConvTranspose2d.weight``; kernel 4, stride 2, padding 1 is
+    the GAN generator's doubling layer."""
+    layer = Conv2DTranspose(3, 4, kernel, stride=stride, padding=padding, rng=1)
+    check_layer(layer, images((3, 3, 5, 4)))
+
+
+def test_reshape():
+    check_layer(Reshape((4, 3, 2)), images((3, 24)))
 
 
 def test_dense():

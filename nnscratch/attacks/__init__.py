@@ -14,7 +14,8 @@ DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py``
 only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations; its image
 transforms in ``warps.py``), ``hotcold.py`` (HotCold: towards a hot class, away from the cold
 one), ``fooling.py`` (FoolingImages), ``reject_aware.py`` (RejectAwarePGD: Sotgiu et al.'s
-attack on a model with a reject class), ``substitute.py`` (train_substitute and
+attack on a model with a reject class), ``patch.py`` (AdversarialPatch: Brown et al.'s patch,
+per image or universal), ``substitute.py`` (train_substitute and
 TransferAttack: Papernot et al.'s black-box attack through a substitute trained on the
 target's labels).
 """
@@ -29,6 +30,7 @@ from nnscratch.attacks.hotcold import HotCold
 from nnscratch.attacks.iterative import BIM, PGD
 from nnscratch.attacks.lbfgs import LBFGS
 from nnscratch.attacks.optimization import CarliniWagnerL2
+from nnscratch.attacks.patch import AdversarialPatch
 from nnscratch.attacks.query import LocalSearch, OnePixel
 from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.attacks.saliency import JSMA
@@ -38,5 +40,5 @@ from nnscratch.attacks.substitute import TransferAttack, train_substitute
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "EOTPGD",
            "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch",
            "SpatialGrid", "HotCold", "FoolingImages", "RejectAwarePGD", "TransferAttack",
-           "train_substitute", "Misclassification",
+           "train_substitute", "AdversarialPatch", "Misclassification",
            "TargetedMisclassification", "MisclassificationNotRejected", "TargetConfidence"]

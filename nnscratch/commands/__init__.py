@@ -27,6 +27,7 @@ COMMANDS = {
     "demo": "train a small CNN on data that is always there, report the results",
     "evaluate": "metrics of a trained run",
     "attack": "attack a trained run's test split, report it",
+    "gan": "train the report's GAN on MNIST (or CIFAR-10), with samples and curves",
     "reproduce": "reproduce a paper's study: tables beside the paper's, figures; stages "
                  "cached, resumable",
 }

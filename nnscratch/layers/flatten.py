@@ -1,8 +1,9 @@
-"""Flatten (C, H, W) feature maps into vectors."""
+"""Flatten and Reshape: the same numbers in another shape, and the gradient reshaped back."""
 
 import math
 
 from nnscratch.backend import get_array_module
+from nnscratch.checks import check_integer
 from nnscratch.layers.base import Layer
 
 
@@ -30,3 +31,24 @@ class Flatten(Layer):
         laid_out = xp.empty_like(self._x, dtype=grad_y.dtype)
         laid_out[...] = grad_x
         return laid_out
+
+
+class Reshape(Layer):
+    """(N, ...) -> (N, *shape) in row-major order, as ``x.view(N, *shape)``: a generator's
+    dense output (N, 4096) as feature maps (N, 256, 4, 4)."""
+
+    def __init__(self, shape, name=None):
+        super().__init__(name)
+        self.shape = tuple(check_integer(size, "Reshape: shape") for size in shape)
+
+    def config(self):
+        return {"shape": list(self.shape)}
+
+    def forward(self, x, training=False, rng=None):
+        if x.ndim < 2 or math.prod(x.shape[1:]) != math.prod(self.shape):
+            self.reject_input(x, f"(N, ...) with {math.prod(self.shape)} values an image")
+        self._shape = x.shape
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def backward(self, grad_y, param_grads=True, input_grad=True):
+        return grad_y.reshape(self._shape)
