@@ -5,7 +5,7 @@ sections 6-8 judged in a table), and beyond the report the same defences attacke
 
     nnscratch reproduce harms [--quick]
 
-The stages are in ``stages.py``, ``adaptive.py`` and ``sweep.py``, run once per dataset; the
+The stages are in ``stages.py``, ``adaptive.py``, ``epochs.py`` and ``sweep.py``, run once per dataset; the
 tables and the verdicts in ``report.py``, the figures in ``charts.py``. The CIFAR-10 stages
 run only when CIFAR-10 is in the data cache (``nnscratch data fetch cifar10 --source
 cifar-10-python.tar.gz``: no package ships its images, and its home cannot always be
@@ -18,6 +18,7 @@ from nnscratch import data
 from nnscratch.experiments.harms import charts
 from nnscratch.experiments.harms import report
 from nnscratch.experiments.harms.adaptive import adaptive
+from nnscratch.experiments.harms.epochs import retraining_epochs
 from nnscratch.experiments.harms.stages import (attacks, ensemble, examples, for_dataset,
                                                 original, retrained, retraining, sizes)
 from nnscratch.experiments.harms.sweep import sweep
@@ -70,6 +71,8 @@ def dataset_stages(dataset):
         stage(dataset, "adaptive", adaptive,
               uses=("original", "ensemble", "retrained_fgsm", "retrained_bim",
                     "attacks_original"), keys=ADAPTIVE),
+        stage(dataset, "retraining_epochs", retraining_epochs,
+              uses=("original", "attacks_original"), keys=RETRAINING + ("adaptive_images",)),
         stage(dataset, "sweep", sweep,
               uses=("original", "ensemble", "retrained_fgsm", "retrained_bim"), keys=SWEEP),
     ]
@@ -138,9 +141,9 @@ def checks(config, outputs):
     """Properties a broken pipeline fails, whatever the scale: the original learnt; an
     ensemble of one member has that member's accuracy, and the stored members rebuilt into the
     ensemble predict as the mean of their softmax; BIM breaks the model it is made on; L-BFGS
-    reaches its targets; FGSM retraining moves the model off the original's FGSM adversarials
-    (a plain copy would stay on them); white-box PGD through the ensemble's gradient breaks it
-    (a broken gradient would leave it near its clean accuracy)."""
+    reaches its targets; the first epoch of FGSM retraining moves the model off the original's
+    FGSM adversarials (a plain copy would stay on them); white-box PGD through the ensemble's
+    gradient breaks it (a broken gradient would leave it near its clean accuracy)."""
     sizes_, made = outputs["mnist_sizes"], outputs["mnist_attacks_original"]
     tables4 = outputs["mnist_retraining"]
     ensemble_rows = outputs["mnist_adaptive"]["defences"]["ensemble"]
@@ -157,8 +160,10 @@ def checks(config, outputs):
          made["on_source"]["bim"] < 0.1),
         ("L-BFGS reaches its target on at least half of the images it attacks",
          made["lbfgs_success"].mean() >= 0.5),
-        ("the FGSM-retrained model classifies at least 20 points more of the original's FGSM "
-         "adversarials correctly than the original", tables4["retrained_fgsm"]["transferred fgsm"]
+        ("after its first epoch (trained on the original's FGSM adversarials), the "
+         "FGSM-retrained model classifies at least 20 points more of the original's FGSM "
+         "adversarials correctly than the original",
+         outputs["mnist_retraining_epochs"]["from_original"][0]
          >= tables4["original"]["white-box fgsm"] + 0.2),
         ("white-box PGD through the ensemble's mean softmax leaves it under 10% accuracy",
          ensemble_rows["white-box pgd"] < 0.1),

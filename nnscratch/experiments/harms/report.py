@@ -147,6 +147,18 @@ def sweep_table(config, outputs, dataset):
         f"{config[f'{dataset}_bim_step'] / config[f'{dataset}_bim_eps']:.3g} eps"))
 
 
+def epochs_table(config, outputs, dataset):
+    measured = outputs[f"{dataset}_retraining_epochs"]
+    names = {"clean": "no attack", "from_original": "FGSM made on the original",
+             "white_box": "FGSM made on it (white-box)"}
+    rows = [Row(f"after epoch {epoch}: {names[key]}", 100 * measured[key][k])
+            for k, epoch in enumerate(measured["epoch"]) for key in names]
+    return Table(f"FGSM retraining epoch by epoch on {TITLES[dataset]}", rows, note=(
+        f"the first {config[f'{dataset}_adaptive_images']} test images; each epoch trains on "
+        "the adversarials of the model the epoch before left, so it resists those and not "
+        "its own"))
+
+
 def verdict(text, measured, holds, unit="pts"):
     if isinstance(measured, float) and math.isnan(measured):
         return Row(f"{text}: not judged", measured, unit=unit)
@@ -236,6 +248,7 @@ def tables(config, outputs):
            claims(config, outputs)]
     for dataset in ("mnist", "cifar10"):
         if not skipped(outputs, dataset):
-            out += [attacks_table(config, outputs, dataset), adaptive_table(outputs, dataset),
+            out += [epochs_table(config, outputs, dataset),
+                    attacks_table(config, outputs, dataset), adaptive_table(outputs, dataset),
                     sweep_table(config, outputs, dataset)]
     return out
