@@ -61,7 +61,8 @@ def test_one_generator_step_equals_torch_autograd():
     gan = tiny_gan()
     n = 6
     z = gan.noise(n, new_rng(3))                     # what generator_step draws first
-    g_params = {k: torch.tensor(v, requires_grad=True) for k, v in io.weights(gan.generator).items()}
+    g_params = {k: torch.tensor(v, requires_grad=True)
+                for k, v in io.weights(gan.generator).items()}
     d_params = {k: torch.tensor(v) for k, v in io.weights(gan.discriminator).items()}
     d_before = io.weights(gan.discriminator)
     gan.discriminator.layers[0].grads = {"W": "untouched", "b": "untouched"}

@@ -7,17 +7,15 @@
 every attack shares; ``criteria.py`` the success criteria (``Misclassification``,
 ``TargetedMisclassification``, ``MisclassificationNotRejected``, ``TargetConfidence``);
 ``norms.py`` the per-image normalisation of a gradient and the projection into an eps-ball.
-One module per family:
-``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``adaptive.py`` (EOTPGD,
-DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py`` (JSMA),
-``optimization.py`` (Carlini-Wagner L2), ``lbfgs.py`` (L-BFGS), ``query.py`` (OnePixel, LocalSearch: query
-only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations; its image
-transforms in ``warps.py``), ``hotcold.py`` (HotCold: towards a hot class, away from the cold
-one), ``fooling.py`` (FoolingImages), ``reject_aware.py`` (RejectAwarePGD: Sotgiu et al.'s
-attack on a model with a reject class), ``patch.py`` (AdversarialPatch: Brown et al.'s patch,
-per image or universal), ``substitute.py`` (train_substitute and
-TransferAttack: Papernot et al.'s black-box attack through a substitute trained on the
-target's labels).
+One module per family: ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``adaptive.py``
+(EOTPGD, DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py``
+(JSMA), ``optimization.py`` (Carlini-Wagner L2), ``lbfgs.py`` (L-BFGS), ``query.py`` (OnePixel,
+LocalSearch: query only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations;
+its image transforms in ``warps.py``), ``hotcold.py`` (HotCold: towards a hot class, away from
+the cold one), ``fooling.py`` (FoolingImages), ``reject_aware.py`` (RejectAwarePGD: Sotgiu et
+al.'s attack on a model with a reject class), ``patch.py`` (AdversarialPatch: Brown et al.'s
+patch, per image or universal), ``substitute.py`` (train_substitute and TransferAttack: Papernot
+et al.'s black-box attack through a substitute trained on the target's labels).
 """
 
 from nnscratch.attacks.adaptive import DetectorAwarePGD, EOTPGD

@@ -26,8 +26,8 @@ Choices the report leaves open, and ours:
   class drawn at random from the other nine with the run's seed, on the first
   ``lbfgs_images`` test images only, with ``lbfgs_search_steps`` runs of at most
   ``lbfgs_iterations`` iterations from c = ``lbfgs_initial_const``, ``lbfgs_batch`` images
-  minimised as one problem (``LBFGS(batch_size=...)``, as cleverhans batches it). CIFAR-10 (no budget given): eps 8/255, the usual
-  one, BIM steps of 2/255.
+  minimised as one problem (``LBFGS(batch_size=...)``, as cleverhans batches it). CIFAR-10
+  (no budget given): eps 8/255, the usual one, BIM steps of 2/255.
 - Adversarials are made on the original model and on the ``ith_member``-th member (1-based as
   the report's i = 6 for MNIST, the 3rd for CIFAR-10) and transferred to the ensembles
   (Figures 7-10).
