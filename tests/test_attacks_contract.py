@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import nnscratch.attacks
-from nnscratch.attacks import (BIM, EOTPGD, FGSM, FGV, JSMA, LBFGS, PGD, Attack,
-                               CarliniWagnerL2, DetectorAwarePGD, FoolingImages, HotCold,
+from nnscratch.attacks import (BIM, EOTPGD, FGSM, FGV, JSMA, LBFGS, PGD, AdversarialPatch,
+                               Attack, CarliniWagnerL2, DetectorAwarePGD, FoolingImages, HotCold,
                                LocalSearch, Misclassification, MisclassificationNotRejected,
                                OnePixel, RejectAwarePGD, SpatialGrid, TargetConfidence,
                                TargetedMisclassification, TransferAttack)
@@ -34,7 +34,8 @@ EXAMPLES = [
     JSMA(theta=0.5, gamma=0.2, targeted=False, variant="decrease"),
     CarliniWagnerL2(confidence=1.0, steps=20, binary_search_steps=3, initial_const=0.1,
                     lr=0.05, abort_early=False, targeted=True),
-    LBFGS(targeted=False, initial_const=0.1, binary_search_steps=3, max_iterations=9, memory=5),
+    LBFGS(targeted=False, initial_const=0.1, binary_search_steps=3, max_iterations=9, memory=5,
+          batch_size=2),
     OnePixel(pixels=3, population=50, max_iterations=4, seed=1, targeted=True),
     LocalSearch(r=1.2, p=5.0, d=2, t=3, rounds=9, seed=3),
     SpatialGrid(max_rotation=10, max_translation=2, rotations=5, translations=3,
@@ -44,6 +45,8 @@ EXAMPLES = [
     RejectAwarePGD(1.0, steps=3, step=0.2, line_search=2, norm="linf",
                    starts=np.zeros((2, 1, 8, 8), dtype=np.float32)),
     TransferAttack(tiny_model(np), FGSM(0.1, targeted=True)),
+    AdversarialPatch(4, location=(1, 2), targeted=True, universal=True, steps=7, step_size=0.1,
+                     seed=3),
 ]
 
 

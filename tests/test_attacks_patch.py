@@ -116,7 +116,7 @@ def test_bad_settings_are_refused(make, message):
 
 @pytest.mark.parametrize("attack, message", [
     (AdversarialPatch(9), "does not fit 8x8"),
-    (AdversarialPatch(3, location=(6, 0)), r"at \(6, 0\) leaves the 8x8 image"),
+    (AdversarialPatch(3, location=(6, 0)), r"at \[6, 0\] leaves the 8x8 image"),
 ])
 def test_a_patch_that_does_not_fit_is_refused(attack, message):
     with pytest.raises(ValueError, match=message):

@@ -62,7 +62,7 @@ class AdversarialPatch(Attack):
         if location != "random":
             if not (isinstance(location, (tuple, list)) and len(location) == 2):
                 raise ValueError(f"location must be 'random' or (row, col), got {location!r}")
-            location = tuple(check_integer(v, "location", minimum=0) for v in location)
+            location = [check_integer(v, "location", minimum=0) for v in location]   # JSON's form
         self.location = location
         self.targeted = check_flag(targeted, "targeted")
         self.universal = check_flag(universal, "universal")
