@@ -12,6 +12,7 @@ A change that computes the same (a refactor, a faster kernel) is recorded withou
 """
 
 import ast
+import functools
 import hashlib
 import io
 import json
@@ -59,6 +60,7 @@ def module_path(name):
     return None
 
 
+@functools.cache             # every stage's closure reads the same modules
 def imported(path):
     """The files of the nnscratch modules that the module at ``path`` imports, anywhere in it."""
     names = []
@@ -70,6 +72,7 @@ def imported(path):
     return {found for found in map(module_path, names) if found}
 
 
+@functools.cache
 def closure(path):
     """``path`` and every nnscratch module it imports, directly or not (sorted)."""
     seen, todo = set(), [path]
@@ -94,7 +97,8 @@ def current():
             paths = closure(Path(sys.modules[stage.run.__module__].__file__).resolve())
             names = [path.relative_to(PACKAGE).as_posix() for path in paths]
             for path, module in zip(paths, names):
-                modules.setdefault(module, digest(code_text(path.read_text())))
+                if module not in modules:            # each module's text is read once
+                    modules[module] = digest(code_text(path.read_text()))
             stages[f"{name}/{stage.name}"] = {
                 "version": stage.version,
                 "code": digest("".join(f"{module} {modules[module]}\n" for module in names))}
