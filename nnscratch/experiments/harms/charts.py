@@ -11,6 +11,15 @@ from nnscratch.experiments.harms.report import (INPUTS, NAMES, SWEPT, TITLES, se
                                                 skipped)
 
 
+def accuracy_axes(ax, xlabel, title, legend_size=8):
+    """Accuracy (%) from 0 to 100 against ``xlabel``, titled, with its legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=legend_size, loc="best")
+
+
 def sizes_figure(config, outputs, dataset):
     """Left: adversarials made on the original model; right: made on member i."""
     s, i = outputs[f"{dataset}_sizes"]["sets"], config[f"{dataset}_ith_member"]
@@ -23,11 +32,7 @@ def sizes_figure(config, outputs, dataset):
                                           ["ensemble"])
             ax.plot(np.arange(1, len(accuracies) + 1), accuracies, marker="o", label=NAMES[n])
         ax.set_xticks(np.arange(1, len(accuracies) + 1))
-        ax.set_xlabel("models in the ensemble")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(f"{TITLES[dataset]}: {title}", fontsize=9)
-        ax.legend(fontsize=8, loc="best")
+        accuracy_axes(ax, "models in the ensemble", f"{TITLES[dataset]}: {title}")
     return fig
 
 
@@ -50,18 +55,16 @@ def settings_figure(config, outputs, dataset):
 
 
 def sweep_figure(outputs, dataset):
-    """Accuracy against eps, FGSM left and BIM right, one line per model and way."""
+    """Accuracy against eps, FGSM left and BIM right, one line per model and way (dashed:
+    made on the model itself)."""
     measured = outputs[f"{dataset}_sweep"]
     fig = Figure(figsize=(10, 3.8), layout="tight")
     for ax, name in zip(fig.subplots(1, 2), ("fgsm", "bim")):
         for row, values in measured[name].items():
             ax.plot(measured["eps"], 100 * np.asarray(values), marker="o",
-                    linestyle="--" if "white-box" in row else "-", label=SWEPT[row])
-        ax.set_xlabel("eps (L-inf)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(f"{TITLES[dataset]}: {NAMES[name]}", fontsize=9)
-        ax.legend(fontsize=7, loc="best")
+                    linestyle="--" if SWEPT[row].endswith("(white-box)") else "-",
+                    label=SWEPT[row])
+        accuracy_axes(ax, "eps (L-inf)", f"{TITLES[dataset]}: {NAMES[name]}", legend_size=7)
     return fig
 
 
