@@ -22,6 +22,7 @@ from nnscratch.checks import check_integer
 from nnscratch.layers import (Conv2D, Conv2DTranspose, Dense, Dropout, Flatten, LeakyReLU,
                               Reshape, Tanh)
 from nnscratch.model import Sequential
+from nnscratch.zoo import _flat_size
 
 SLOPE = 0.2
 DROPOUT = 0.4
@@ -42,10 +43,8 @@ def discriminator(image_shape=(1, 28, 28), seed=0, dropout=DROPOUT):
     trunk = [Conv2D(channels, 64, 3, padding=1, rng=rng), LeakyReLU(SLOPE)]
     for c_in, c_out in ((64, 128), (128, 128), (128, 256)):
         trunk += [Conv2D(c_in, c_out, 3, stride=2, padding=1, rng=rng), LeakyReLU(SLOPE)]
-    side = image_shape[1]
-    for _ in range(3):
-        side = (side + 2 - 3) // 2 + 1
-    return Sequential(trunk + [Flatten(), Dropout(dropout), Dense(256 * side * side, 1, rng=rng)],
+    return Sequential(trunk + [Flatten(), Dropout(dropout),
+                               Dense(_flat_size(trunk, tuple(image_shape)), 1, rng=rng)],
                       input_shape=tuple(image_shape))
 
 
