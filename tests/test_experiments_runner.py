@@ -306,6 +306,25 @@ def test_studies_the_runner_cannot_run_are_refused(tmp_path):
     assert not list((tmp_path / "stages" / "toy").glob("bad*"))
 
 
+def test_a_borrowed_stage_is_shared_with_the_study_it_is_borrowed_from(tmp_path):
+    """A study running the toy's data and train stages as borrowed ones finds them in the toy's
+    cache, computes only its own stage, and keeps that in its own folder."""
+    data, train, evaluate = study_toy.STAGES
+    reproduce(tmp_path)
+    assert study_toy.CALLS == {"data": 1, "train": 1, "evaluate": 1}
+    lent = [dataclasses.replace(stage, study="toy") for stage in (data, train)]
+    borrower = variant(NAME="borrower", STAGES=lent + [evaluate])
+    results = reproduce(tmp_path, borrower, out="borrowed")
+    assert study_toy.CALLS == {"data": 1, "train": 1, "evaluate": 2}
+    assert [(s["study"], s["cached"]) for s in results["stages"]] == [
+        ("toy", True), ("toy", True), ("borrower", False)]
+    assert list((tmp_path / "stages" / "borrower").glob("evaluate-*"))
+    for stages in ([data, dataclasses.replace(train, study="toy")],     # uses a stage of its own
+                   [dataclasses.replace(data, study="../toy")]):
+        with pytest.raises(ValueError, match="borrowed stage"):
+            reproduce(tmp_path, variant(NAME="borrower", STAGES=stages), out="refused")
+
+
 def test_the_hash_is_of_the_settings_not_of_their_order():
     hashed = runner.stage_hash("toy", "train", {"a": 1, "b": [1, 2]}, ["f", "e"])
     assert hashed == runner.stage_hash("toy", "train", {"b": [1, 2], "a": 1}, ["e", "f"])

@@ -28,6 +28,13 @@ changes when a setting in the stage's slice changes, when the stage's ``version`
 or when a stage upstream is recomputed for either reason, and only then: the stage and its
 dependants are recomputed, the others found in the cache.
 
+Borrowed stages: a study may run another study's stage as that study would, sharing its cached
+output: ``Stage(..., study="dnr")`` is hashed and stored under the other study's name, so it is
+found in the cache whichever of the two computed it (the patches study takes the DNR study's
+network and fitted defences). Its ``uses`` are borrowed from the same study and its ``keys``
+hold that study's settings: the borrowing study's configuration copies them, or the hash
+differs and the stage is computed anew.
+
 Code: a change to what a stage computes (a bug fixed in the stage, in the study's code or in
 the attacks and defences underneath) must leave no stale output, so the stage's ``version`` is
 in its hash, and tests/test_stage_versions.py holds a recorded fingerprint of the code each
@@ -61,6 +68,7 @@ staging folder renamed at the end. A quick run asserts the checks (``ChecksFaile
 after the results are written); a full run reports them.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -87,6 +95,7 @@ class Stage:
     uses: tuple = ()        # names of earlier stages whose outputs it takes
     keys: tuple = ()        # the configuration entries it depends on (its config slice)
     version: int = 1        # bumped when what it computes changes (see "Code" above)
+    study: str | None = None    # the study it is borrowed from (see "Borrowed stages" above)
 
 
 class ChecksFailed(AssertionError):
@@ -127,7 +136,7 @@ def study_config(study, quick):
     if reserved:
         raise ValueError(f"study {name}: the configuration may not hold {reserved}: the "
                          "runner gives every stage the run's seed")
-    seen = []
+    seen, lent = [], {}
     for stage in study.STAGES:
         where = f"study {name}, stage {getattr(stage, 'name', stage)!r}"
         if not isinstance(stage, Stage):
@@ -140,6 +149,12 @@ def study_config(study, quick):
         if not SAFE_NAME.match(stage.name) or stage.name in seen:
             raise ValueError(f"{where}: a stage name must be new, of letters, digits, '_' "
                              "and '-'")
+        if stage.study is not None and not (
+                isinstance(stage.study, str) and SAFE_NAME.match(stage.study)
+                and all(lent[used] == stage.study for used in stage.uses if used in lent)):
+            raise ValueError(f"{where}: a borrowed stage names its study (letters, digits, "
+                             "'_', '-') and uses only stages borrowed from it")
+        lent[stage.name] = stage.study
         later = [used for used in stage.uses if used not in seen]
         missing = [key for key in stage.keys if key not in config]
         if later or missing:
@@ -189,24 +204,29 @@ def compute(stage, cfg, inputs, ctx, folder, record):
     return output
 
 
-def run_stages(study, config, seed, folder, lines):
-    """({stage name: output}, [per stage: name, hash, cached, seconds, compute_seconds])."""
-    folder.mkdir(parents=True, exist_ok=True)
+def run_stages(study, config, seed, cache, lines):
+    """({stage name: output}, [per stage: name, hash, cached, seconds, compute_seconds]), the
+    stages in ``cache / STUDY``, each borrowed stage in its own study's folder."""
+    owners = {stage.name: stage.study or study.NAME for stage in study.STAGES}
     outputs, hashes, records = {}, {}, []
-    with files.locked(folder):
-        files.remove_unfinished(folder)    # a killed run's staging folders; none is in use
+    with contextlib.ExitStack() as held:
+        for owner in sorted(set(owners.values())):
+            (cache / owner).mkdir(parents=True, exist_ok=True)
+            held.enter_context(files.locked(cache / owner))
+            files.remove_unfinished(cache / owner)   # a killed run's staging folders
         for number, stage in enumerate(study.STAGES, 1):
             cfg = stage_config(stage, config, seed)
             used = {name: hashes[name] for name in stage.uses}
-            hashes[stage.name] = stage_hash(study.NAME, stage.name, cfg, used.values(),
+            owner = owners[stage.name]
+            hashes[stage.name] = stage_hash(owner, stage.name, cfg, used.values(),
                                             stage.version)
-            stage_dir = folder / f"{stage.name}-{hashes[stage.name][:16]}"
+            stage_dir = cache / owner / f"{stage.name}-{hashes[stage.name][:16]}"
             lines.begin(f"[{number}/{len(study.STAGES)}] {stage.name} ...")
             began = time.perf_counter()
             cached = stage_dir.exists()
             if not cached:
                 ctx = Context(stage_dir.with_name(stage_dir.name + ".checkpoints"), lines)
-                record = {"study": study.NAME, "stage": stage.name, "version": stage.version,
+                record = {"study": owner, "stage": stage.name, "version": stage.version,
                           "hash": hashes[stage.name], "cfg": cfg, "uses": used}
                 computed = compute(stage, cfg, {name: outputs[name] for name in stage.uses},
                                    ctx, stage_dir, record)
@@ -220,8 +240,9 @@ def run_stages(study, config, seed, folder, lines):
                                  f"(hash {saved.get('hash')}): delete it")
             seconds = time.perf_counter() - began
             lines.end("cached" if cached else f"{seconds:.1f} s")
-            records.append({"name": stage.name, "hash": hashes[stage.name], "cached": cached,
-                            "seconds": seconds, "compute_seconds": saved.get("compute_seconds")})
+            records.append({"name": stage.name, "study": owner, "hash": hashes[stage.name],
+                            "cached": cached, "seconds": seconds,
+                            "compute_seconds": saved.get("compute_seconds")})
     return outputs, records
 
 
@@ -243,7 +264,7 @@ def run_study(study, out_dir, quick=False, seed=0, cache_dir=None, progress=True
     files.refuse_unwritable(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     lines = StageLines(progress)
-    outputs, stages = run_stages(study, config, seed, cache / study.NAME, lines)
+    outputs, stages = run_stages(study, config, seed, cache, lines)
     tables = [numeric(table, study.NAME) for table in study.tables(config, outputs)]
     checks = [(str(what), bool(passed)) for what, passed in study.checks(config, outputs)]
     figures = study.figures(config, outputs)
