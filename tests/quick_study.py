@@ -7,10 +7,11 @@ import json
 from nnscratch.experiments import runner
 
 
-def run_twice(study, tmp_path, capsys):
+def run_twice(study, tmp_path, capsys, cache=None):
     """Run ``study`` quick twice into tmp_path (``runner.run_study`` raises ChecksFailed when a
-    check fails); returns (the text of tables.md, the sorted names of the figures)."""
-    out, cache = tmp_path / "out", tmp_path / "cache"
+    check fails), its stages cached in ``cache`` (default: a folder of tmp_path); returns (the
+    text of tables.md, the sorted names of the figures)."""
+    out, cache = tmp_path / "out", cache or tmp_path / "cache"
     results = runner.run_study(study, out, quick=True, cache_dir=cache)
     assert all(check["passed"] for check in results["checks"])
     written = json.loads((out / "results.json").read_text())

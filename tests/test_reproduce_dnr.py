@@ -13,8 +13,9 @@ from nnscratch.experiments import dnr
 from quick_study import run_twice
 
 
-def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, tmp_path, capsys):
-    text, figures = run_twice(dnr, tmp_path, capsys)
+def test_quick_run_passes_its_checks_and_resumes_from_the_cache(mnist_cached, stage_cache,
+                                                                tmp_path, capsys):
+    text, figures = run_twice(dnr, tmp_path, capsys, cache=stage_cache)
     assert "whether this run bears them out" in text and "What the numbers mean" in text
     assert figures == ["accuracy_rejection.png", "examples.png", "score_histograms.png",
                        "security_curves.png", "tradeoff_under_attack.png"]

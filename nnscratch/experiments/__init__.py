@@ -14,6 +14,7 @@ STUDIES = {
     "dnr": "nnscratch.experiments.dnr",
     "wang": "nnscratch.experiments.wang",
     "harms": "nnscratch.experiments.harms",
+    "patches": "nnscratch.experiments.patches",
 }
 
 
