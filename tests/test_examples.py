@@ -88,3 +88,19 @@ def test_gan_example_runs_on_mnist(mnist_cached, tmp_path):
                                             result.stdout)]
     assert len(losses) == 3 and all(np.isfinite(losses))
     assert (tmp_path / "gan_samples.png").is_file()
+
+
+def test_patch_vs_dnr_example_runs_on_mnist(mnist_cached):
+    """Patches against DNR in a page, small (dnr_cnn on 4,000 images, 60 test images): the
+    patch made on the network fools it, and the patch made on DNR fools DNR on more images than
+    the patch made on the network does."""
+    result = subprocess.run([sys.executable, "examples/patch_vs_dnr.py", "--train", "4000",
+                             "--images", "60"], cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {name: [float(v) / 100 for v in shares] for name, *shares in re.findall(
+        r"^(clean|patch made on the network|patch made on DNR) +(\d+)% +(\d+)% +(\d+)%$",
+        result.stdout, flags=re.MULTILINE)}
+    assert set(rows) == {"clean", "patch made on the network", "patch made on DNR"}
+    assert rows["patch made on the network"][0] > rows["clean"][0] + 0.2
+    assert rows["patch made on DNR"][1] > rows["patch made on the network"][1]

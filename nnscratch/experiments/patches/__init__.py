@@ -52,16 +52,18 @@ def cifar10_cached():
 
 def config(quick):
     """Every setting. The DNR study's own for the borrowed stages (its full or quick
-    configuration), then: full, patches of 2 to 10 pixels on 500 test images, 100 signed steps
-    of 0.05 per image; universal patches optimised for 100 steps on 1,000 images the network
-    and the defences never saw; the defence-aware patch on 100 images; dnr_cnn on all 50,000
+    configuration), then: full, patches of 2 to 10 pixels on 500 test images, 50 signed steps
+    of 0.05 per image (in the quick run, 8 px patches fooled the network on 53% of the images
+    after 20 steps, 55.5% after 30); universal patches optimised for 100 steps on 200 images
+    the network and the defences never saw (every step a gradient through all of them, at new
+    places); the defence-aware patch on 100 images; dnr_cnn on all 50,000
     CIFAR-10 training images for 15 epochs. Quick: 200 images, sizes 2 and 8, fewer steps, and
     CIFAR-10 on 2,000 images for one epoch."""
     borrowed = dnr.config(quick)
     settings = {key: borrowed[key] for stage in BORROWED for key in stage.keys}
     settings.update({key: borrowed[key] for key in dnr.DEFENCES})
-    full = dict(settings, patch_images=500, patch_sizes=[2, 4, 6, 8, 10], patch_steps=100,
-                patch_step_size=0.05, universal_images=1_000, universal_steps=100,
+    full = dict(settings, patch_images=500, patch_sizes=[2, 4, 6, 8, 10], patch_steps=50,
+                patch_step_size=0.05, universal_images=200, universal_steps=100,
                 aware_images=100, example_images=6, cifar10_cached=cifar10_cached(),
                 cifar10_train_images=50_000, cifar10_test_images=10_000, cifar10_epochs=15)
     if not quick:
