@@ -163,6 +163,15 @@ def fetch_fake_mnist(tmp_path, monkeypatch, files=None):
     return files
 
 
+def fetch_fake_cifar(tmp_path, monkeypatch, per_batch=30):
+    """A CIFAR-10 archive in the real format (random images, ``per_batch`` a batch), fetched
+    into the data cache as the real one would be."""
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    write_cifar_archive(archive, per_batch=per_batch)
+    monkeypatch.setattr(cifar, "ARCHIVE_SHA256", cache.sha256_file(archive))
+    data.fetch("cifar10", source=str(archive))
+
+
 def no_network(monkeypatch):
     """Every download fails as it does on a machine that reaches no mirror."""
     def unreachable(url, timeout):

@@ -67,19 +67,14 @@ def test_the_cifar10_stages_run_on_a_cifar_format_archive(tmp_path, monkeypatch)
     the CIFAR-10 claim."""
     from types import SimpleNamespace
 
-    from nnscratch import data
-    from nnscratch.data import cache, cifar
     from nnscratch.experiments import runner
     from nnscratch.experiments.context import StageLines
     from nnscratch.experiments.harms import charts, report
-    from test_data import write_cifar_archive
+    from test_data import fetch_fake_cifar
 
-    archive = tmp_path / "cifar-10-python.tar.gz"
-    write_cifar_archive(archive, per_batch=30)
     monkeypatch.setenv("NNSCRATCH_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(cifar, "ARCHIVE_SHA256", cache.sha256_file(archive))
     assert harms.config(True)["cifar10_cached"] is False
-    data.fetch("cifar10", source=str(archive))
+    fetch_fake_cifar(tmp_path, monkeypatch)
     tiny = {"train_images": 60, "validation_images": 10, "test_images": 12, "epochs": 1,
             "n_models": 2, "ith_member": 2, "lbfgs_images": 2, "lbfgs_search_steps": 1,
             "lbfgs_iterations": 2, "retrain_images": 30, "adaptive_images": 6, "pgd_steps": 2,

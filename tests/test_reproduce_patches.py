@@ -49,18 +49,13 @@ def test_the_borrowed_stages_are_the_dnr_studys_own():
 def test_the_cifar10_network_trains_on_a_cifar_format_archive(tmp_path, monkeypatch):
     """A synthetic archive in the real format (random images): the stage builds dnr_cnn for
     (3, 32, 32), with the report's parameter counts, trains it and measures it."""
-    from nnscratch import data
-    from nnscratch.data import cache, cifar
     from nnscratch.experiments.context import Context, StageLines
     from nnscratch.experiments.patches.stages import cifar10_network
-    from test_data import write_cifar_archive
+    from test_data import fetch_fake_cifar
 
-    archive = tmp_path / "cifar-10-python.tar.gz"
-    write_cifar_archive(archive, per_batch=30)
     monkeypatch.setenv("NNSCRATCH_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(cifar, "ARCHIVE_SHA256", cache.sha256_file(archive))
     assert patches.config(True)["cifar10_cached"] is False
-    data.fetch("cifar10", source=str(archive))
+    fetch_fake_cifar(tmp_path, monkeypatch)
     config = dict(patches.config(True), cifar10_train_images=60, cifar10_test_images=12)
     assert config["cifar10_cached"] is True
     cfg = {key: config[key] for key in patches.STAGES[-1].keys} | {"seed": 0}
