@@ -235,7 +235,7 @@ class Attack:
         if y is None:
             y = model.predict(x)
             queries += 1
-        if self.targeted and len(x) and bool((target == y).any()):
+        if target is not None and len(x) and bool((target == y).any()):
             raise ValueError("target must differ from y (the true or predicted class) for "
                              "every image")
         oracle = Oracle(model, y, target, queries, self.success_criterion(y, target))
