@@ -7,7 +7,8 @@
 every attack shares; ``criteria.py`` the success criteria (``Misclassification``,
 ``TargetedMisclassification``, ``MisclassificationNotRejected``, ``TargetConfidence``);
 ``norms.py`` the per-image normalisation of a gradient and the projection into an eps-ball.
-One module per family: ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``adaptive.py``
+One module per family: ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``apgd.py``
+(APGD: Croce & Hein's Auto-PGD, its step size set by itself, CE or DLR loss), ``adaptive.py``
 (EOTPGD, DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py``
 (JSMA), ``optimization.py`` (Carlini-Wagner L2), ``lbfgs.py`` (L-BFGS), ``query.py`` (OnePixel,
 LocalSearch: query only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations;
@@ -19,6 +20,7 @@ et al.'s black-box attack through a substitute trained on the target's labels).
 """
 
 from nnscratch.attacks.adaptive import DetectorAwarePGD, EOTPGD
+from nnscratch.attacks.apgd import APGD
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
 from nnscratch.attacks.criteria import (Misclassification, MisclassificationNotRejected,
                                         TargetConfidence, TargetedMisclassification)
@@ -35,8 +37,8 @@ from nnscratch.attacks.saliency import JSMA
 from nnscratch.attacks.spatial import SpatialGrid
 from nnscratch.attacks.substitute import TransferAttack, train_substitute
 
-__all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "EOTPGD",
-           "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch",
-           "SpatialGrid", "HotCold", "FoolingImages", "RejectAwarePGD", "TransferAttack",
-           "train_substitute", "AdversarialPatch", "Misclassification",
+__all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "APGD",
+           "EOTPGD", "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel",
+           "LocalSearch", "SpatialGrid", "HotCold", "FoolingImages", "RejectAwarePGD",
+           "TransferAttack", "train_substitute", "AdversarialPatch", "Misclassification",
            "TargetedMisclassification", "MisclassificationNotRejected", "TargetConfidence"]
