@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nnscratch.attacks
-from nnscratch.attacks import (BIM, EOTPGD, FGSM, FGV, JSMA, LBFGS, PGD, AdversarialPatch,
+from nnscratch.attacks import (APGD, BIM, EOTPGD, FGSM, FGV, JSMA, LBFGS, PGD, AdversarialPatch,
                                Attack, CarliniWagnerL2, DetectorAwarePGD, FoolingImages, HotCold,
                                LocalSearch, Misclassification, MisclassificationNotRejected,
                                OnePixel, RejectAwarePGD, SpatialGrid, TargetConfidence,
@@ -29,6 +29,8 @@ EXAMPLES = [
     FGV(0.3, norm="l2"), FGV(minimal=True, targeted=True),
     BIM(0.1), BIM(0.2, step=0.05, steps=3, early_stop=True, targeted=True),
     PGD(0.3), PGD(1.0, step=0.1, steps=7, norm="l2", random_start=False, seed=4, targeted=True),
+    APGD(0.3), APGD(1.0, norm="l2", loss="dlr", targeted=True, steps=7, restarts=2, rho=0.5,
+                    n_target_classes=3, seed=4),
     EOTPGD(0.1, steps=5, samples=3, uncertainty_weight=0.5, seed=2, targeted=True),
     DetectorAwarePGD(Quadratic(), 0.2, steps=3, norm="l2", detector_weight=2.0),
     JSMA(theta=0.5, gamma=0.2, targeted=False, variant="decrease"),
