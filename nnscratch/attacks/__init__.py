@@ -11,12 +11,14 @@ One module per family: ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD),
 (APGD: Croce & Hein's Auto-PGD, its step size set by itself, CE or DLR loss), ``adaptive.py``
 (EOTPGD, DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py``
 (JSMA), ``optimization.py`` (Carlini-Wagner L2), ``lbfgs.py`` (L-BFGS), ``query.py`` (OnePixel,
-LocalSearch: query only, no gradients), ``spatial.py`` (SpatialGrid: rotations and translations;
-its image transforms in ``warps.py``), ``hotcold.py`` (HotCold: towards a hot class, away from
-the cold one), ``fooling.py`` (FoolingImages), ``reject_aware.py`` (RejectAwarePGD: Sotgiu et
-al.'s attack on a model with a reject class), ``patch.py`` (AdversarialPatch: Brown et al.'s
-patch, per image or universal), ``substitute.py`` (train_substitute and TransferAttack: Papernot
-et al.'s black-box attack through a substitute trained on the target's labels).
+LocalSearch: query only, no gradients), ``square.py`` (Square: Andriushchenko et al.'s random
+search in squares, L-inf or L2, from the logits only), ``spatial.py`` (SpatialGrid: rotations
+and translations; its image transforms in ``warps.py``), ``hotcold.py`` (HotCold: towards a hot
+class, away from the cold one), ``fooling.py`` (FoolingImages), ``reject_aware.py``
+(RejectAwarePGD: Sotgiu et al.'s attack on a model with a reject class), ``patch.py``
+(AdversarialPatch: Brown et al.'s patch, per image or universal), ``substitute.py``
+(train_substitute and TransferAttack: Papernot et al.'s black-box attack through a substitute
+trained on the target's labels).
 """
 
 from nnscratch.attacks.adaptive import DetectorAwarePGD, EOTPGD
@@ -35,10 +37,12 @@ from nnscratch.attacks.query import LocalSearch, OnePixel
 from nnscratch.attacks.reject_aware import RejectAwarePGD
 from nnscratch.attacks.saliency import JSMA
 from nnscratch.attacks.spatial import SpatialGrid
+from nnscratch.attacks.square import Square
 from nnscratch.attacks.substitute import TransferAttack, train_substitute
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "APGD",
            "EOTPGD", "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel",
-           "LocalSearch", "SpatialGrid", "HotCold", "FoolingImages", "RejectAwarePGD",
-           "TransferAttack", "train_substitute", "AdversarialPatch", "Misclassification",
-           "TargetedMisclassification", "MisclassificationNotRejected", "TargetConfidence"]
+           "LocalSearch", "Square", "SpatialGrid", "HotCold", "FoolingImages",
+           "RejectAwarePGD", "TransferAttack", "train_substitute", "AdversarialPatch",
+           "Misclassification", "TargetedMisclassification", "MisclassificationNotRejected",
+           "TargetConfidence"]
