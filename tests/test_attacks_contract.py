@@ -13,7 +13,7 @@ import nnscratch.attacks
 from nnscratch.attacks import (APGD, BIM, EOTPGD, FGSM, FGV, JSMA, LBFGS, PGD, AdversarialPatch,
                                Attack, CarliniWagnerL2, DetectorAwarePGD, FoolingImages, HotCold,
                                LocalSearch, Misclassification, MisclassificationNotRejected,
-                               OnePixel, RejectAwarePGD, SpatialGrid, TargetConfidence,
+                               OnePixel, RejectAwarePGD, SpatialGrid, Square, TargetConfidence,
                                TargetedMisclassification, TransferAttack)
 from nnscratch.attacks.base import Oracle
 from nnscratch.attacks.norms import normalized, project
@@ -40,6 +40,8 @@ EXAMPLES = [
           batch_size=2),
     OnePixel(pixels=3, population=50, max_iterations=4, seed=1, targeted=True),
     LocalSearch(r=1.2, p=5.0, d=2, t=3, rounds=9, seed=3),
+    Square(0.5, norm="l2", n_queries=30, p_init=0.3, loss="ce", restarts=2, targeted=True,
+           seed=3),
     SpatialGrid(max_rotation=10, max_translation=2, rotations=5, translations=3,
                 mode="random", random_trials=4, steps=3, seed=5),
     HotCold("hc", "l2", max_eps=0.4, tolerance=1e-2),
