@@ -19,10 +19,13 @@ def per_image(values):
 
 
 def per_image_norm(values, norm):
-    """(N, ...) -> (N,) the "linf" (max |v|) or "l2" (Euclidean) norm of each image."""
+    """(N, ...) -> (N,) the "linf" (max |v|), "l2" (Euclidean) or "l1" (sum |v|) norm of each
+    image."""
     xp = get_array_module(values)
     flat = per_image(values)
-    return abs(flat).max(axis=1) if norm == "linf" else xp.sqrt((flat * flat).sum(axis=1))
+    if norm == "linf":
+        return abs(flat).max(axis=1)
+    return abs(flat).sum(axis=1) if norm == "l1" else xp.sqrt((flat * flat).sum(axis=1))
 
 
 def any_nonzero(values):
@@ -36,6 +39,7 @@ def normalized(g, norm):
         "sign":  sign(g)          the steepest-ascent direction of the L-inf ball
         "linf":  g / max |g|      unit L-inf length, the direction of g kept (FGV, HotCold)
         "l2":    g / ||g||_2      unit L2 length, the steepest-ascent direction of the L2 ball
+        "l1":    g / ||g||_1      unit L1 length (FAB's random starts)
 
     An image whose g is zero stays zero: its norm is replaced by 1 in the division (an exact
     test, not foolbox's max(||g||, 1e-12): a gradient shorter than 1e-12 is still scaled to
