@@ -8,7 +8,9 @@ every attack shares; ``criteria.py`` the success criteria (``Misclassification``
 ``TargetedMisclassification``, ``MisclassificationNotRejected``, ``TargetConfidence``);
 ``norms.py`` the per-image normalisation of a gradient and the projection into an eps-ball.
 One module per family: ``gradient.py`` (FGSM, FGV), ``iterative.py`` (BIM, PGD), ``apgd.py``
-(APGD: Croce & Hein's Auto-PGD, its step size set by itself, CE or DLR loss), ``adaptive.py``
+(APGD: Croce & Hein's Auto-PGD, its step size set by itself, CE or DLR loss), ``fab.py`` (FAB:
+Croce & Hein's fast adaptive boundary attack, minimal L-inf, L2 or L1 perturbations; its
+box-constrained projections in ``fab_projection.py``), ``adaptive.py``
 (EOTPGD, DetectorAwarePGD: PGD against a stochastic model or a detector), ``saliency.py``
 (JSMA), ``optimization.py`` (Carlini-Wagner L2), ``lbfgs.py`` (L-BFGS), ``query.py`` (OnePixel,
 LocalSearch: query only, no gradients), ``square.py`` (Square: Andriushchenko et al.'s random
@@ -26,6 +28,7 @@ from nnscratch.attacks.apgd import APGD
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
 from nnscratch.attacks.criteria import (Misclassification, MisclassificationNotRejected,
                                         TargetConfidence, TargetedMisclassification)
+from nnscratch.attacks.fab import FAB
 from nnscratch.attacks.fooling import FoolingImages
 from nnscratch.attacks.gradient import FGSM, FGV
 from nnscratch.attacks.hotcold import HotCold
@@ -41,7 +44,7 @@ from nnscratch.attacks.square import Square
 from nnscratch.attacks.substitute import TransferAttack, train_substitute
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "APGD",
-           "EOTPGD", "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel",
+           "FAB", "EOTPGD", "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel",
            "LocalSearch", "Square", "SpatialGrid", "HotCold", "FoolingImages",
            "RejectAwarePGD", "TransferAttack", "train_substitute", "AdversarialPatch",
            "Misclassification", "TargetedMisclassification", "MisclassificationNotRejected",
