@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import nnscratch.attacks
-from nnscratch.attacks import (APGD, BIM, EOTPGD, FGSM, FGV, JSMA, LBFGS, PGD, AdversarialPatch,
-                               Attack, CarliniWagnerL2, DetectorAwarePGD, FoolingImages, HotCold,
-                               LocalSearch, Misclassification, MisclassificationNotRejected,
-                               OnePixel, RejectAwarePGD, SpatialGrid, Square, TargetConfidence,
-                               TargetedMisclassification, TransferAttack)
+from nnscratch.attacks import (APGD, BIM, EOTPGD, FAB, FGSM, FGV, JSMA, LBFGS, PGD,
+                               AdversarialPatch, Attack, CarliniWagnerL2, DetectorAwarePGD,
+                               FoolingImages, HotCold, LocalSearch, Misclassification,
+                               MisclassificationNotRejected, OnePixel, RejectAwarePGD,
+                               SpatialGrid, Square, TargetConfidence, TargetedMisclassification,
+                               TransferAttack)
 from nnscratch.attacks.base import Oracle
 from nnscratch.attacks.norms import normalized, project
 from nnscratch.backend import to_numpy
@@ -31,6 +32,8 @@ EXAMPLES = [
     PGD(0.3), PGD(1.0, step=0.1, steps=7, norm="l2", random_start=False, seed=4, targeted=True),
     APGD(0.3), APGD(1.0, norm="l2", loss="dlr", targeted=True, steps=7, restarts=2, rho=0.5,
                     n_target_classes=3, seed=4),
+    FAB(), FAB(0.5, norm="l1", steps=7, restarts=2, alpha_max=0.2, eta=1.1, beta=0.8,
+               targeted=True, n_target_classes=3, seed=4), FAB(norm="l2", reject_class=True),
     EOTPGD(0.1, steps=5, samples=3, uncertainty_weight=0.5, seed=2, targeted=True),
     DetectorAwarePGD(Quadratic(), 0.2, steps=3, norm="l2", detector_weight=2.0),
     JSMA(theta=0.5, gamma=0.2, targeted=False, variant="decrease"),
