@@ -42,6 +42,31 @@ def test_attack_writes_a_sane_report(run_dir, options, capsys):
     assert "report written to" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("options, settings", [
+    (["--attack", "apgd", "--eps", "0.1", "--steps", "10"], {"steps": 10, "loss": "ce"}),
+    (["--attack", "fab", "--steps", "5", "--norm", "l2"], {"eps": None, "norm": "l2"}),
+    (["--attack", "fab", "--eps", "0.1", "--steps", "5"], {"eps": 0.1, "norm": "linf"}),
+    (["--attack", "square", "--eps", "0.1", "--queries", "100", "--seed", "3"],
+     {"n_queries": 100, "seed": 3}),
+    (["--attack", "autoattack", "--eps", "0.1", "--steps", "5", "--queries", "100"],
+     {"steps": 5, "n_queries": 100, "version": "standard", "reject_class": False}),
+], ids=["apgd", "fab-minimal", "fab-eps", "square", "autoattack"])
+def test_croce_and_heins_attacks_write_a_report(run_dir, tmp_path, options, settings):
+    """40 images, small budgets: each attack built with the options given and its defaults."""
+    out = tmp_path / "report"
+    assert commands.main(["attack", str(run_dir), *options, "--limit", "40",
+                          "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["attack"] == options[1] and report["n"] == 40
+    assert settings.items() <= report["settings"].items()
+    assert 0 <= report["accuracy_under_attack"] <= report["clean_accuracy"] <= 1
+    assert 0 < report["success_rate"] <= 1 and report["mean_queries"] > 1
+    if "--eps" in options:                                   # within the L-inf ball
+        assert 0 < report["mean_linf"] <= 0.1 + 1e-6
+    else:                                                    # minimal: every image broken
+        assert report["accuracy_under_attack"] == 0
+
+
 def test_a_second_attack_replaces_the_report(run_dir, tmp_path):
     out = tmp_path / "report"
     for eps in ("0.05", "0.2"):
@@ -66,6 +91,11 @@ def test_a_targeted_attack_leaves_out_the_target_class(run_dir, tmp_path):
     (["--attack", "lbfgs"], "lbfgs is a targeted attack: give --target"),
     (["--attack", "fgsm", "--steps", "5"], "fgsm does not take --steps"),
     (["--attack", "localsearch", "--target", "1"], "localsearch does not take --target"),
+    (["--attack", "autoattack", "--target", "1"], "autoattack does not take --target"),
+    (["--attack", "square", "--steps", "5"], "square does not take --steps (it takes --eps, "
+                                             "--queries"),
+    (["--attack", "pgd", "--queries", "5"], "pgd does not take --queries"),
+    (["--attack", "apgd", "--eps", "0"], "eps must be a finite number > 0"),
     (["--attack", "pgd", "--steps", "-1"], "steps"),
     (["--attack", "fgsm", "--target", "12"], "--target 12 is not a class"),
 ])

@@ -11,11 +11,11 @@ import pytest
 
 import nnscratch.attacks
 from nnscratch.attacks import (APGD, BIM, EOTPGD, FAB, FGSM, FGV, JSMA, LBFGS, PGD,
-                               AdversarialPatch, Attack, CarliniWagnerL2, DetectorAwarePGD,
-                               FoolingImages, HotCold, LocalSearch, Misclassification,
-                               MisclassificationNotRejected, OnePixel, RejectAwarePGD,
-                               SpatialGrid, Square, TargetConfidence, TargetedMisclassification,
-                               TransferAttack)
+                               AdversarialPatch, Attack, AutoAttack, CarliniWagnerL2,
+                               DetectorAwarePGD, FoolingImages, HotCold, LocalSearch,
+                               Misclassification, MisclassificationNotRejected, OnePixel,
+                               RejectAwarePGD, SpatialGrid, Square, TargetConfidence,
+                               TargetedMisclassification, TransferAttack)
 from nnscratch.attacks.base import Oracle
 from nnscratch.attacks.norms import normalized, project
 from nnscratch.backend import to_numpy
@@ -34,6 +34,7 @@ EXAMPLES = [
                     n_target_classes=3, seed=4),
     FAB(), FAB(0.5, norm="l1", steps=7, restarts=2, alpha_max=0.2, eta=1.1, beta=0.8,
                targeted=True, n_target_classes=3, seed=4), FAB(norm="l2", reject_class=True),
+    AutoAttack(0.3), AutoAttack(1.0, norm="l2", seed=2, reject_class=True, steps=3, n_queries=9),
     EOTPGD(0.1, steps=5, samples=3, uncertainty_weight=0.5, seed=2, targeted=True),
     DetectorAwarePGD(Quadratic(), 0.2, steps=3, norm="l2", detector_weight=2.0),
     JSMA(theta=0.5, gamma=0.2, targeted=False, variant="decrease"),
@@ -44,7 +45,7 @@ EXAMPLES = [
     OnePixel(pixels=3, population=50, max_iterations=4, seed=1, targeted=True),
     LocalSearch(r=1.2, p=5.0, d=2, t=3, rounds=9, seed=3),
     Square(0.5, norm="l2", n_queries=30, p_init=0.3, loss="ce", restarts=2, targeted=True,
-           seed=3),
+           rescale=False, seed=3),
     SpatialGrid(max_rotation=10, max_translation=2, rotations=5, translations=3,
                 mode="random", random_trials=4, steps=3, seed=5),
     HotCold("hc", "l2", max_eps=0.4, tolerance=1e-2),

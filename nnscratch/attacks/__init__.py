@@ -20,11 +20,14 @@ class, away from the cold one), ``fooling.py`` (FoolingImages), ``reject_aware.p
 (RejectAwarePGD: Sotgiu et al.'s attack on a model with a reject class), ``patch.py``
 (AdversarialPatch: Brown et al.'s patch, per image or universal), ``substitute.py``
 (train_substitute and TransferAttack: Papernot et al.'s black-box attack through a substitute
-trained on the target's labels).
+trained on the target's labels), ``autoattack.py`` (AutoAttack: Croce & Hein's sequence of
+APGD-CE, APGD-T, FAB-T and Square, each on the images still robust; ``worst_case``, the
+per-image worst case over any attacks' results on the same images).
 """
 
 from nnscratch.attacks.adaptive import DetectorAwarePGD, EOTPGD
 from nnscratch.attacks.apgd import APGD
+from nnscratch.attacks.autoattack import AutoAttack, worst_case
 from nnscratch.attacks.base import Attack, AttackResult, perturbation_norms
 from nnscratch.attacks.criteria import (Misclassification, MisclassificationNotRejected,
                                         TargetConfidence, TargetedMisclassification)
@@ -44,8 +47,8 @@ from nnscratch.attacks.square import Square
 from nnscratch.attacks.substitute import TransferAttack, train_substitute
 
 __all__ = ["Attack", "AttackResult", "perturbation_norms", "FGSM", "FGV", "BIM", "PGD", "APGD",
-           "FAB", "EOTPGD", "DetectorAwarePGD", "JSMA", "CarliniWagnerL2", "LBFGS", "OnePixel",
-           "LocalSearch", "Square", "SpatialGrid", "HotCold", "FoolingImages",
-           "RejectAwarePGD", "TransferAttack", "train_substitute", "AdversarialPatch",
-           "Misclassification", "TargetedMisclassification", "MisclassificationNotRejected",
-           "TargetConfidence"]
+           "FAB", "AutoAttack", "worst_case", "EOTPGD", "DetectorAwarePGD", "JSMA",
+           "CarliniWagnerL2", "LBFGS", "OnePixel", "LocalSearch", "Square", "SpatialGrid",
+           "HotCold", "FoolingImages", "RejectAwarePGD", "TransferAttack", "train_substitute",
+           "AdversarialPatch", "Misclassification", "TargetedMisclassification",
+           "MisclassificationNotRejected", "TargetConfidence"]

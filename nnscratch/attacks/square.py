@@ -13,8 +13,9 @@ loss to minimise (Algorithm 1)::
 s = round(sqrt(p H W)), p from the schedule: iteration i (0, 1, ...) of a budget of n queries is
 rescaled to i' = int(i / n * 10,000), and p is ``p_init`` halved once for each of 10, 50, 200,
 500, 1000, 2000, 4000, 6000, 8000 that i' exceeds (``square_fraction``; the authors' and
-torchattacks' ``p_selection``). Each image draws its own square, its top-left corner uniform in
-{0 .. H - s} x {0 .. W - s} (the paper's Algorithm 2).
+torchattacks' ``p_selection``); ``rescale=False`` counts i itself (i' = i), as the authors'
+AutoAttack runs its 5,000 queries. Each image draws its own square, its top-left corner uniform
+in {0 .. H - s} x {0 .. W - s} (the paper's Algorithm 2).
 
 "linf" (Algorithm 2): every entry of x_best - x stays at a vertex, +-eps, clipped to [0, 1].
     start:  vertical stripes, x + eps rho clipped, rho = +-1 per (channel, column) at random
@@ -76,11 +77,11 @@ from nnscratch.ops import log_softmax
 BREAKPOINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)   # of 10,000 queries
 
 
-def square_fraction(i, n_queries, p_init):
+def square_fraction(i, n_queries, p_init, rescale=True):
     """p at iteration i (0, 1, ...) of a run of ``n_queries``: i is rescaled to
-    i' = int(i / n_queries * 10000) (in floats, as the authors' code), and p_init halved once
-    for each breakpoint that i' exceeds."""
-    scaled = int(i / n_queries * 10000)
+    i' = int(i / n_queries * 10000) (in floats, as the authors' code; i' = i if not
+    ``rescale``), and p_init halved once for each breakpoint that i' exceeds."""
+    scaled = int(i / n_queries * 10000) if rescale else i
     return p_init / 2 ** sum(scaled > b for b in BREAKPOINTS)
 
 
@@ -119,7 +120,7 @@ class Square(Attack):
     docstring)."""
 
     def __init__(self, eps, norm="linf", n_queries=1000, p_init=0.8, loss="margin", restarts=1,
-                 targeted=False, seed=0):
+                 targeted=False, rescale=True, seed=0):
         self.eps = check_real(eps, "eps", positive=True)
         self.norm = check_choice(norm, "norm", ("linf", "l2"))
         self.n_queries = check_integer(n_queries, "n_queries")
@@ -131,6 +132,7 @@ class Square(Attack):
         self.targeted = check_flag(targeted, "targeted")
         if self.loss == "reject_margin" and self.targeted:
             raise ValueError("loss='reject_margin' is untargeted: any wrong class not rejected")
+        self.rescale = check_flag(rescale, "rescale")
         self.seed = check_seed(seed)
 
     def success_criterion(self, y, target):
@@ -237,7 +239,7 @@ class Square(Attack):
         for i in range(self.n_queries - 1):
             if not rows.size:
                 break
-            p = square_fraction(i, self.n_queries, self.p_init)
+            p = square_fraction(i, self.n_queries, self.p_init, self.rescale)
             x_new = self.candidate(centre[rows], x_best[rows], p, rng)
             z = oracle.logits(x_new, idx[rows])
             new_loss = self.objective(z, y[rows], None if t is None else t[rows])

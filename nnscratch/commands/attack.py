@@ -33,10 +33,15 @@ PASS_IMAGES = 200        # PASS (an ECC alignment per image) on at most the firs
 
 # The options of the command that each attack takes (--target and --seed where it has them);
 # an option given to an attack not listed here is refused. jsma and lbfgs are targeted
-# attacks, as their papers define them: they need --target.
+# attacks, as their papers define them: they need --target. fab without --eps is the
+# minimal-norm attack; autoattack is untargeted, its --steps those of its APGD and FAB runs.
 OPTIONS = {"fgsm": ("eps", "target"), "fgv": ("eps", "norm", "target"),
            "bim": ("eps", "step", "steps", "target"),
            "pgd": ("eps", "step", "steps", "norm", "seed", "target"),
+           "apgd": ("eps", "steps", "norm", "seed", "target"),
+           "fab": ("eps", "steps", "norm", "seed", "target"),
+           "square": ("eps", "queries", "norm", "seed", "target"),
+           "autoattack": ("eps", "steps", "queries", "norm", "seed"),
            "jsma": ("target",), "cw": ("steps", "target"), "lbfgs": ("steps", "target"),
            "onepixel": ("steps", "seed", "target"), "localsearch": ("steps", "seed")}
 NEEDS_TARGET = ("jsma", "lbfgs")
@@ -48,28 +53,36 @@ def add_arguments(parser):
     parser.add_argument("--attack", required=True, metavar="NAME", choices=tuple(OPTIONS),
                         help=f"one of {', '.join(OPTIONS)}")
     parser.add_argument("--eps", type=EPS, help="the perturbation bound (default "
-                        f"{DEFAULT_EPS}): fgsm, fgv, bim, pgd")
-    parser.add_argument("--steps", type=STEPS, help="iterations: bim, pgd, cw, lbfgs, "
-                                                    "onepixel, localsearch (rounds)")
+                        f"{DEFAULT_EPS}): fgsm, fgv, bim, pgd, apgd, square, autoattack; fab "
+                        "(default: none, the smallest perturbation it finds)")
+    parser.add_argument("--steps", type=STEPS, help="iterations: bim, pgd, apgd (default 100), "
+                        "fab (default 10), autoattack (of its APGD and FAB runs, default 100), "
+                        "cw, lbfgs, onepixel, localsearch (rounds)")
+    parser.add_argument("--queries", type=STEPS, help="model calls per image and run: square "
+                        "(default 1000), autoattack (of its Square run, default 5000)")
     parser.add_argument("--step", type=STEP, help="the step size: bim, pgd")
-    parser.add_argument("--norm", choices=["linf", "l2"], help="fgv, pgd (default linf)")
+    parser.add_argument("--norm", choices=["linf", "l2"], help="fgv, pgd, apgd, fab, square, "
+                        "autoattack (default linf)")
     parser.add_argument("--target", type=CLASS, help="attack towards this class (needed by "
                         "jsma and lbfgs; images of that class are left out)")
-    parser.add_argument("--seed", type=SEED, help="pgd, onepixel, localsearch (default 0)")
+    parser.add_argument("--seed", type=SEED, help="pgd, apgd, fab, square, autoattack, "
+                        "onepixel, localsearch (default 0)")
     parser.add_argument("--limit", type=COUNT, metavar="N",
                         help="the first N test images (default: all)")
     parser.add_argument("--out", type=PATH,
                         help="the report folder (default RUN/attack_NAME)")
 
 
-def build_attack(name, eps=None, step=None, steps=None, norm=None, target=None, seed=None):
+def build_attack(name, eps=None, step=None, steps=None, norm=None, target=None, seed=None,
+                 queries=None):
     """The attack ``name`` with the given options (None: not given, the attack's default);
     a ValueError for an option ``name`` does not take, or a targeted attack without target.
     The attacks' constructors check the values themselves (a negative eps, say)."""
     if name not in OPTIONS:
         raise ValueError(f"unknown attack {name!r}: choose one of {', '.join(OPTIONS)}")
     given = {key: value for key, value in dict(eps=eps, step=step, steps=steps, norm=norm,
-                                               target=target, seed=seed).items()
+                                               target=target, seed=seed,
+                                               queries=queries).items()
              if value is not None}
     wrong = [key for key in given if key not in OPTIONS[name]]
     if wrong:
@@ -78,17 +91,27 @@ def build_attack(name, eps=None, step=None, steps=None, norm=None, target=None, 
                          f"(it takes {taken})")
     if name in NEEDS_TARGET and target is None:
         raise ValueError(f"{name} is a targeted attack: give --target CLASS")
-    targeted, seed = target is not None, 0 if seed is None else seed
+    targeted, seed, norm = target is not None, 0 if seed is None else seed, norm or "linf"
+    if name == "fab":
+        return attacks.FAB(eps, norm, targeted=targeted, seed=seed, **_given(steps=steps))
     eps = DEFAULT_EPS if eps is None else eps
     if name == "fgsm":
         return attacks.FGSM(eps, targeted=targeted)
     if name == "fgv":
-        return attacks.FGV(eps, norm or "linf", targeted=targeted)
+        return attacks.FGV(eps, norm, targeted=targeted)
     if name == "bim":
         return attacks.BIM(eps, **_given(step=step, steps=steps), targeted=targeted)
     if name == "pgd":
-        return attacks.PGD(eps, norm=norm or "linf", seed=seed, targeted=targeted,
+        return attacks.PGD(eps, norm=norm, seed=seed, targeted=targeted,
                            **_given(step=step, steps=steps))
+    if name == "apgd":
+        return attacks.APGD(eps, norm, targeted=targeted, seed=seed, **_given(steps=steps))
+    if name == "square":
+        return attacks.Square(eps, norm, targeted=targeted, seed=seed,
+                              **_given(n_queries=queries))
+    if name == "autoattack":
+        return attacks.AutoAttack(eps, norm, seed=seed,
+                                  **_given(steps=steps, n_queries=queries))
     if name == "jsma":
         return attacks.JSMA(targeted=True)
     if name == "cw":
@@ -118,7 +141,8 @@ def pass_report(x, outcome):
 def run(args, progress=None):
     """``nnscratch attack``: ``args`` as the parser gives them."""
     attack = build_attack(args.attack, eps=args.eps, step=args.step, steps=args.steps,
-                          norm=args.norm, target=args.target, seed=args.seed)
+                          norm=args.norm, target=args.target, seed=args.seed,
+                          queries=args.queries)
     model, config, dataset = load_run(args.run)
     out = files.absolute(args.out or Path(args.run) / f"attack_{args.attack}")
     files.refuse_unless_replaceable(out, "the attack report", REPORT_FILES)
