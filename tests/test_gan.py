@@ -172,3 +172,26 @@ def test_the_command_trains_writes_and_resumes(mnist_cached, tmp_path, monkeypat
     assert main(base + ["--epochs", "2", "--resume"]) == 0
     assert len(json.loads((out / "history.json").read_text())["g_loss"]) == 2
     assert (out / "samples" / "epoch_002.png").is_file()
+
+
+def test_the_quick_check_fails_a_generator_that_never_catches_up():
+    """``dynamics``: a discriminator that wins for good (a generator that does not learn) fails
+    the quick run's check; one that rises and falls back passes."""
+    from nnscratch.commands.gan import dynamics
+
+    def history(accuracies):
+        return {"d_accuracy_real": accuracies, "d_accuracy_fake": accuracies}
+    assert all(passed for _, passed in dynamics(history([0.86, 0.96, 0.91, 0.84, 0.80])))
+    assert [passed for _, passed in dynamics(history([0.9, 0.99, 1.0, 1.0, 1.0]))] == [True, False]
+    assert [passed for _, passed in dynamics(history([0.5, 0.6, 0.55, 0.5, 0.5]))] == [False, True]
+
+
+def test_the_quick_run_passes_its_check(mnist_cached, tmp_path, capsys):
+    """`nnscratch gan --quick` (1,024 images, 5 epochs of 64 steps): the discriminator's
+    accuracy leaves chance and comes back, or the command exits with status 1."""
+    from nnscratch.commands import main
+    out = tmp_path / "quick"
+    assert main(["gan", "--quick", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["checks"]) == 2 and all(check["passed"] for check in summary["checks"])
+    assert (out / "samples" / "epoch_005.png").is_file()
