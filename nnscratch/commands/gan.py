@@ -1,8 +1,9 @@
 """``nnscratch gan``: the report's GAN trained on MNIST (or CIFAR-10 when cached), into one
 folder, resumable.
 
-    nnscratch gan                         # MNIST, into ./gan-mnist (about 20 min an epoch on
-                                          # 2 cores; --images 12000 --epochs 6: 25 min)
+    nnscratch gan                         # MNIST, 12,000 images, 6 epochs, into ./gan-mnist:
+                                          # about 25 min on 2 cores (results/gan)
+    nnscratch gan --images 60000          # all of MNIST: about 20 min an epoch on 2 cores
     nnscratch gan --quick                 # 1,024 images, 5 short epochs, checked: 2 minutes
 
 The folder: config.json (the settings), gan_checkpoint.npz (after every epoch: ``--resume``
@@ -49,9 +50,9 @@ def add_arguments(parser):
                              "`nnscratch data fetch cifar10`)")
     parser.add_argument("--out", type=PATH, help="the run's folder (default ./gan-DATASET, "
                                                  "./gan-DATASET-quick with --quick)")
-    parser.add_argument("--epochs", type=EPOCHS, default=5, help="passes over the images (5)")
-    parser.add_argument("--images", type=COUNT, help="training images, balanced over the "
-                                                     "classes (default: all)")
+    parser.add_argument("--epochs", type=EPOCHS, default=6, help="passes over the images (6)")
+    parser.add_argument("--images", type=COUNT, default=12_000,
+                        help="training images, balanced over the classes (12,000)")
     parser.add_argument("--width", type=COUNT, default=64,
                         help="channels of the generator's transposed convolutions (64; the "
                              "report's 238 is some 8 times slower)")
