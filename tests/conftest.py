@@ -1,5 +1,6 @@
 """Shared fixtures: the backend every engine test runs on, the trained model the attack tests
-attack, and MNIST for the study reproductions.
+attack, MNIST for the study reproductions, and the stage cache the DNR and patch studies'
+quick runs share.
 
 ``xp`` is parametrised over three array modules:
 - "numpy": the CPU;

@@ -306,9 +306,11 @@ def test_studies_the_runner_cannot_run_are_refused(tmp_path):
     assert not list((tmp_path / "stages" / "toy").glob("bad*"))
 
 
-def test_a_borrowed_stage_is_shared_with_the_study_it_is_borrowed_from(tmp_path):
+def test_a_borrowed_stage_is_shared_with_the_study_it_is_borrowed_from(tmp_path, monkeypatch):
     """A study running the toy's data and train stages as borrowed ones finds them in the toy's
-    cache, computes only its own stage, and keeps that in its own folder."""
+    cache, computes only its own stage, and keeps that in its own folder; a stage that is not
+    the lender's own is refused."""
+    monkeypatch.setitem(experiments.STUDIES, "toy", "study_toy")
     data, train, evaluate = study_toy.STAGES
     reproduce(tmp_path)
     assert study_toy.CALLS == {"data": 1, "train": 1, "evaluate": 1}
@@ -323,6 +325,10 @@ def test_a_borrowed_stage_is_shared_with_the_study_it_is_borrowed_from(tmp_path)
                    [dataclasses.replace(data, study="../toy")]):
         with pytest.raises(ValueError, match="borrowed stage"):
             reproduce(tmp_path, variant(NAME="borrower", STAGES=stages), out="refused")
+    for stage in (dataclasses.replace(data, study="toy", version=2),
+                  dataclasses.replace(data, study="toy", keys=("train_images",))):
+        with pytest.raises(ValueError, match="not study toy's own stage"):
+            reproduce(tmp_path, variant(NAME="borrower", STAGES=[stage]), out="refused")
 
 
 def test_the_hash_is_of_the_settings_not_of_their_order():

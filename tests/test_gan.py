@@ -186,12 +186,16 @@ def test_the_quick_check_fails_a_generator_that_never_catches_up():
     assert [passed for _, passed in dynamics(history([0.5, 0.6, 0.55, 0.5, 0.5]))] == [False, True]
 
 
-def test_the_quick_run_passes_its_check(mnist_cached, tmp_path, capsys):
+def test_the_quick_run_passes_its_check(mnist_cached, tmp_path, monkeypatch, capsys):
     """`nnscratch gan --quick` (1,024 images, 5 epochs of 64 steps): the discriminator's
     accuracy leaves chance and comes back, or the command exits with status 1."""
+    from nnscratch.commands import gan as command
     from nnscratch.commands import main
+    monkeypatch.setattr(command, "JUDGE_TRAINING", 500)        # the judge is not checked here
     out = tmp_path / "quick"
     assert main(["gan", "--quick", "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["checks"]) == 2 and all(check["passed"] for check in summary["checks"])
     assert (out / "samples" / "epoch_005.png").is_file()
+    assert main(["gan", "--quick", "--epochs", "2", "--out", str(tmp_path / "q")]) == 2
+    assert "--quick sets images, epochs" in capsys.readouterr().err

@@ -90,10 +90,13 @@ def digest(text):
 
 def current():
     """{"modules": {path: fingerprint}, "stages": {"study/stage": {"version", "code"}}}: a
-    stage's code is the fingerprint of its modules' (the stage's own and all it imports)."""
+    stage's code is the fingerprint of its modules' (the stage's own and all it imports). A
+    borrowed stage is its lender's (runner.py, "Borrowed stages"): recorded there only."""
     modules, stages = {}, {}
     for name in experiments.STUDIES:
         for stage in experiments.load(name).STAGES:
+            if stage.study is not None:
+                continue
             paths = closure(Path(sys.modules[stage.run.__module__].__file__).resolve())
             names = [path.relative_to(PACKAGE).as_posix() for path in paths]
             for path, module in zip(paths, names):

@@ -31,9 +31,11 @@ dependants are recomputed, the others found in the cache.
 Borrowed stages: a study may run another study's stage as that study would, sharing its cached
 output: ``Stage(..., study="dnr")`` is hashed and stored under the other study's name, so it is
 found in the cache whichever of the two computed it (the patches study takes the DNR study's
-network and fitted defences). Its ``uses`` are borrowed from the same study and its ``keys``
-hold that study's settings: the borrowing study's configuration copies them, or the hash
-differs and the stage is computed anew.
+network and fitted defences). It must be that study's own stage (one of the studies in
+``experiments.STUDIES``; same function, uses, keys and version), and its ``uses`` borrowed
+from the same study; its ``keys`` hold that study's settings: the borrowing study's
+configuration copies them, or the hash differs and the stage is computed anew. A run holds the
+lender's cache as well as its own.
 
 Code: a change to what a stage computes (a bug fixed in the stage, in the study's code or in
 the attacks and defences underneath) must leave no stale output, so the stage's ``version`` is
@@ -154,6 +156,8 @@ def study_config(study, quick):
                 and all(lent[used] == stage.study for used in stage.uses if used in lent)):
             raise ValueError(f"{where}: a borrowed stage names its study (letters, digits, "
                              "'_', '-') and uses only stages borrowed from it")
+        if stage.study is not None:
+            check_lent(stage, where)
         lent[stage.name] = stage.study
         later = [used for used in stage.uses if used not in seen]
         missing = [key for key in stage.keys if key not in config]
@@ -162,6 +166,17 @@ def study_config(study, quick):
                              "(not in the configuration)")
         seen.append(stage.name)
     return config
+
+
+def check_lent(stage, where):
+    """Refuse a borrowed stage that is not its lender's own: another function, uses, keys or
+    version would write into the lender's cache what the lender itself would not compute."""
+    from nnscratch import experiments
+    own = {lent.name: lent for lent in experiments.load(stage.study).STAGES}.get(stage.name)
+    if own is None or (own.run, own.uses, own.keys, own.version) != (
+            stage.run, stage.uses, stage.keys, stage.version):
+        raise ValueError(f"{where}: not study {stage.study}'s own stage {stage.name!r} (same "
+                         "function, uses, keys and version)")
 
 
 def numeric(table, study_name):

@@ -15,8 +15,8 @@ with respect to its *input*, the same gradient an attack follows. The loss is th
 cross-entropy on D's logit z: softplus(-z) for "real", softplus(z) for "fake"; d/dz =
 sigmoid(z) - target.
 
-An epoch shows D every real image once (the Keras example draws a random half batch per step,
-half as many per epoch). Randomness is derived from (seed, epoch) as in ``training.fit``: the
+An epoch shows D every real image once, but for the last ``len(images) % half`` of its random
+order (the Keras example draws a random half batch per step, half as many per epoch). Randomness is derived from (seed, epoch) as in ``training.fit``: the
 order of the images, the latent draws and the dropout masks of an epoch depend on nothing else,
 so a run resumed from its checkpoint (both networks, both optimizers, the history) gives
 bitwise the same weights as one that never stopped.

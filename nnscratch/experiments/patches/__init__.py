@@ -1,16 +1,20 @@
 """Adversarial patches against Deep Neural Rejection: the comparison Thanthulage's report lists
 as desirable ("compare the effectiveness of Deep Neural Rejection at defending against
-perceptual patches"), on the DNR study's network and fitted defences, and the report's network
-on CIFAR-10.
+perceptual patches"), on the DNR study's network and fitted defences; and the report's network
+trained on CIFAR-10, its accuracy only (the report says it classifies "both the MNIST and
+Cifar10 datasets").
 
     nnscratch reproduce patches [--quick]
 
 The undefended CNN, the softmax threshold, NR, DNR and OpenMax (each rejecting 10% of clean
 validation images) against patches of 2 to 10 pixels (Brown et al. 2017), per image and
-universal, placed at random or at the centre, and DNR against the patch that knows it. The
+universal, placed at random or at the centre, beside the same patches unoptimised (noise), and
+DNR against the patch that knows it. The
 network, the SVM selection and the fitted defences are the DNR study's stages, borrowed: they
 are hashed and cached as that study's, so whichever of the two runs first computes them for
-both. The CIFAR-10 stage runs when CIFAR-10 is in the data cache (``nnscratch data fetch
+both (a run holds the DNR study's cache while it runs: a ``reproduce dnr`` started meanwhile is
+refused, its folder in use).
+The CIFAR-10 stage runs when CIFAR-10 is in the data cache (``nnscratch data fetch
 cifar10 --source cifar-10-python.tar.gz``) and says it was skipped otherwise; the setting
 ``cifar10_cached`` is in its hash, so fetching the archive later reruns it. The report gives no
 numbers for either: the tables give the measured values, and the checks what a broken pipeline
@@ -22,12 +26,13 @@ import dataclasses
 from nnscratch import data
 from nnscratch.experiments import dnr
 from nnscratch.experiments.patches import report
-from nnscratch.experiments.patches.stages import cifar10_network, defence_aware, patches
+from nnscratch.experiments.patches.stages import (cifar10_network, defence_aware, patches,
+                                                  random_patches)
 from nnscratch.experiments.runner import Stage
 
 NAME = "patches"
 TITLE = ("Adversarial patches (Brown et al. 2017) against Deep Neural Rejection and the other "
-         "reject options on dnr_cnn, and dnr_cnn on CIFAR-10")
+         "reject options on dnr_cnn; dnr_cnn's accuracy on CIFAR-10")
 FULL_RUN = ("about 45 minutes on 2 cores (2026-12-03, x86_64, NumPy's OpenBLAS): 2,676 s "
             "measured with other jobs on the machine at times, of which the DNR study's network "
             "1,316 s (about 78 s an epoch alone; found in the cache after `reproduce dnr`), the "
@@ -41,8 +46,10 @@ STAGES = [
     *BORROWED,
     Stage("patches", patches, uses=("network", "svm_selection", "defences"),
           keys=dnr.DEFENCES + PATCHES + ("patch_images", "universal_images", "universal_steps")),
+    Stage("random_patches", random_patches, uses=("network", "svm_selection", "defences"),
+          keys=dnr.DEFENCES + PATCHES + ("patch_images",)),
     Stage("defence_aware", defence_aware, uses=("network", "svm_selection", "defences"),
-          keys=dnr.DEFENCES + PATCHES + ("aware_images",)),
+          keys=dnr.DEFENCES + PATCHES + ("patch_images", "aware_images"), version=2),
     Stage("cifar10_network", cifar10_network,
           keys=("cifar10_cached", "cifar10_train_images", "cifar10_test_images",
                 "cifar10_epochs")),
@@ -65,7 +72,6 @@ def config(quick):
     CIFAR-10 on 2,000 images for one epoch."""
     borrowed = dnr.config(quick)
     settings = {key: borrowed[key] for stage in BORROWED for key in stage.keys}
-    settings.update({key: borrowed[key] for key in dnr.DEFENCES})
     full = dict(settings, patch_images=500, patch_sizes=[2, 4, 6, 8, 10], patch_steps=50,
                 patch_step_size=0.05, universal_images=200, universal_steps=100,
                 aware_images=100, example_images=6, cifar10_cached=cifar10_cached(),

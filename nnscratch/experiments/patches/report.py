@@ -10,17 +10,20 @@ from nnscratch.experiments.dnr.stages import OPTIONS
 from nnscratch.experiments.patches.stages import MODES, PLACEMENTS, SKIPPED
 from nnscratch.experiments.report import Row, Table
 
-MODE_NAMES = {"per_image": "per-image", "universal": "universal"}
+MODE_NAMES = {"per_image": "per-image", "universal": "universal",
+              "noise": "unoptimised (noise)"}
 PLACEMENT_NAMES = {"random": "random place", "fixed": "centre"}
 MEANING = (
     "What the numbers mean. Accuracy counts a rejected patched image as a correct decision, so "
     "an option that rejects much scores well under attack; the clean row says what it gives up "
-    "on clean images (a tenth, by construction, for every option but the CNN). The patches "
-    "are made against the network alone and shown to every option, except the defence-aware "
-    "one, made on DNR's own scores: where DNR does better against the first than the second, "
-    "the second is the figure to trust. A per-image patch stops as soon as the network is "
-    "fooled, at low confidence, where every reject option rejects most easily; a universal "
-    "patch is not stopped, and the defence-aware patch seeks an accepted wrong class.")
+    "on clean images (each threshold is set to reject a tenth of clean validation images). "
+    "The patches are made against the network alone and shown to every option; the noise "
+    "patches (the per-image patches before their first step) say how much of a rejection is "
+    "owed to covering part of a digit at all. The defence-aware patch is made on DNR's own "
+    "scores: where DNR does better against it than against the patch made on the network, "
+    "the latter is the figure to trust. A per-image patch stops as soon as the network is "
+    "fooled; a universal patch is not stopped, and the defence-aware patch seeks an accepted "
+    "wrong class.")
 
 
 def option_rows(label, point):
@@ -28,21 +31,32 @@ def option_rows(label, point):
                 unit=f"% ({pct(point[name]['rejected']):.1f}% rejected)") for name in OPTIONS]
 
 
+def curves_of(outputs, mode):
+    """{placement: [point per size]} of the patches made per image, universally, or the noise
+    control."""
+    return outputs["random_patches"] if mode == "noise" else outputs["patches"][mode]
+
+
 def patch_table(config, outputs, mode):
-    found = outputs["patches"]
-    rows = option_rows("clean", found["clean"])
+    rows = option_rows("clean", outputs["patches"]["clean"])
     for placement in PLACEMENTS:
-        for point in found[mode][placement]:
+        for point in curves_of(outputs, mode)[placement]:
             label = f"{point['size']} px, {PLACEMENT_NAMES[placement]}"
             rows.append(Row(f"{label}: the CNN fooled", pct(point["fooled"])))
             rows += option_rows(label, point)
-    how = (f"{config['patch_steps']} signed steps of {config['patch_step_size']:g} per image, "
-           "stopped once the network is fooled" if mode == "per_image" else
-           f"one patch per size and placement, {config['universal_steps']} signed steps of "
-           f"{config['patch_step_size']:g} on {config['universal_images']} training images "
-           "neither the network nor the defences saw, then pasted on the test images")
-    return Table(f"{MODE_NAMES[mode].capitalize()} patches made on the network: accuracy of "
-                 "each reject option", rows,
+    how = {"per_image": f"{config['patch_steps']} signed steps of "
+                        f"{config['patch_step_size']:g} per image, stopped once the network "
+                        "is fooled",
+           "universal": f"one patch per size and placement, {config['universal_steps']} signed "
+                        f"steps of {config['patch_step_size']:g} on "
+                        f"{config['universal_images']} training images neither the network "
+                        "nor the defences saw (at random places for the random place, at the "
+                        "centre for the centre), then pasted on the test images",
+           "noise": "each image's patch as the per-image attack starts it: uniform noise, "
+                    "no step"}[mode]
+    made = "" if mode == "noise" else " made on the network"
+    return Table(f"{MODE_NAMES[mode].capitalize()} patches{made}: accuracy of each reject "
+                 "option", rows,
                  f"{config['patch_images']} test images; {how}. A rejected patched image "
                  "counts as correct; clean: plain accuracy." + (" " + MEANING if mode ==
                                                                  "per_image" else ""))
@@ -68,7 +82,8 @@ def cifar10_table(config, outputs):
     if "skipped" in found:
         return Table("dnr_cnn on CIFAR-10 (skipped)", [], note=SKIPPED)
     return Table("dnr_cnn on CIFAR-10", [Row("test accuracy", pct(found["test_accuracy"]))],
-                 f"{found['parameters']:,} parameters (the report's counts sum to 926,178); "
+                 f"{found['parameters']:,} parameters (the report's seven layers: 896, 9,248, "
+                 "18,496, 36,928, 819,400, 40,200, 2,010; 927,178 in all); "
                  f"{config['cifar10_epochs']} epochs on {config['cifar10_train_images']:,} "
                  f"training images, tested on {config['cifar10_test_images']:,}; "
                  f"{found['training_seconds']:.0f} s of training.")
@@ -76,22 +91,26 @@ def cifar10_table(config, outputs):
 
 def tables(config, outputs):
     return [patch_table(config, outputs, "per_image"), patch_table(config, outputs, "universal"),
-            aware_table(config, outputs), cifar10_table(config, outputs)]
+            patch_table(config, outputs, "noise"), aware_table(config, outputs),
+            cifar10_table(config, outputs)]
 
 
 def size_curves(config, outputs, measure):
-    """``measure`` ("accuracy" or "rejected") against patch size: one panel per mode and
-    placement, a line per option; the defence-aware patch on the per-image, random panel."""
-    found, sizes = outputs["patches"], config["patch_sizes"]
-    figure = Figure(figsize=(10, 7.5), layout="constrained")
-    axes = figure.subplots(len(MODES), len(PLACEMENTS), sharex=True, sharey=True)
-    for row, mode in enumerate(MODES):
+    """``measure`` ("accuracy" or "rejected") against patch size: one panel per mode (the noise
+    control last) and placement, a line per option, its clean value (plain accuracy: counted
+    otherwise) a lone marker at 0; the defence-aware patch on the per-image, random panel."""
+    clean, sizes = outputs["patches"]["clean"], config["patch_sizes"]
+    modes = MODES + ("noise",)
+    figure = Figure(figsize=(10, 10.5), layout="constrained")
+    axes = figure.subplots(len(modes), len(PLACEMENTS), sharex=True, sharey=True)
+    for row, mode in enumerate(modes):
         for col, placement in enumerate(PLACEMENTS):
             ax = axes[row, col]
             for name in OPTIONS:
-                ax.plot([0] + sizes, [pct(found["clean"][name][measure])]
-                        + [pct(point[name][measure]) for point in found[mode][placement]],
-                        marker="o", label=NAMES[name])
+                line, = ax.plot(sizes, [pct(point[name][measure])
+                                        for point in curves_of(outputs, mode)[placement]],
+                                marker="o", label=NAMES[name])
+                ax.plot([0], [pct(clean[name][measure])], marker="s", color=line.get_color())
             if (mode, placement) == ("per_image", "random"):
                 ax.plot(sizes, [pct(point["aware"][measure])
                                 for point in outputs["defence_aware"]["points"]],
@@ -99,8 +118,8 @@ def size_curves(config, outputs, measure):
             ax.set_title(f"{MODE_NAMES[mode]} patches, {PLACEMENT_NAMES[placement]}")
             ax.set_ylim(-3, 103)
             ax.grid(alpha=0.3)
-            if row == len(MODES) - 1:
-                ax.set_xlabel("patch size (pixels a side; 0: clean)")
+            if row == len(modes) - 1:
+                ax.set_xlabel("patch size (pixels a side; squares at 0: clean images)")
             if col == 0:
                 ax.set_ylabel("accuracy (%)" if measure == "accuracy" else "rejected (%)")
     axes[0, 0].legend(fontsize=8)
