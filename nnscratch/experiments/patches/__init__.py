@@ -36,7 +36,8 @@ TITLE = ("Adversarial patches (Brown et al. 2017) against Deep Neural Rejection 
 FULL_RUN = ("about 45 minutes on 2 cores (2026-12-03, x86_64, NumPy's OpenBLAS): 2,676 s "
             "measured with other jobs on the machine at times, of which the DNR study's network "
             "1,316 s (about 78 s an epoch alone; found in the cache after `reproduce dnr`), the "
-            "patches 1,189 s and the defence-aware patch 121 s. CIFAR-10, when cached: its "
+            "patches 1,189 s, the noise control 111 s and the defence-aware patch 415 s (with "
+            "a test run beside it). CIFAR-10, when cached: its "
             "network's 15 epochs on 50,000 images, about an hour more (estimated, not measured)")
 
 BORROWED = [dataclasses.replace(stage, study=dnr.NAME) for stage in dnr.STAGES
