@@ -57,12 +57,12 @@ success; plus 1 when y is defaulted. x, x_adv: (N, C, H, W).
 
 import math
 
-from nnscratch.attacks.base import Attack, check_attack_images, failure_reasons
+from nnscratch.attacks.base import Attack, failure_reasons
 from nnscratch.attacks.criteria import MisclassificationNotRejected
 from nnscratch.attacks.norms import STEEPEST, any_nonzero, normalized, project
 from nnscratch.attacks.reject_aware import best_other
 from nnscratch.backend import get_array_module, new_rng
-from nnscratch.checks import (check_choice, check_flag, check_integer, check_labels, check_real,
+from nnscratch.checks import (check_choice, check_flag, check_integer, check_real,
                               check_seed)
 from nnscratch.losses import softmax_cross_entropy
 
@@ -102,6 +102,8 @@ def dlr_ratio(z, a, b, c):
 class APGD(Attack):
     """Auto-PGD in the ``norm`` ball of radius ``eps`` for ``steps`` steps (module docstring)."""
 
+    targets_best_classes = True      # targeted, no target: over the best other classes
+
     def __init__(self, eps, norm="linf", loss="ce", targeted=False, steps=100, restarts=1,
                  rho=0.75, n_target_classes=9, random_start=True, seed=0):
         self.eps = check_real(eps, "eps", positive=True)
@@ -125,15 +127,6 @@ class APGD(Attack):
             return MisclassificationNotRejected(y)
         return super().success_criterion(y, target)
 
-    def check(self, x, y, target):
-        """As ``Attack.check``, but targeted=True without a target is APGD-T over the best
-        classes (module docstring)."""
-        if target is None:
-            xp = check_attack_images(x)
-            if y is not None:
-                check_labels(y, len(x), "y")
-            return xp
-        return super().check(x, y, target)
 
     def objective(self, z, y, t):
         """The loss f (n,) to ascend and df/dz (n, K), for logits z (n, K), labels y (n,) and

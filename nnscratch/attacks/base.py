@@ -170,7 +170,9 @@ class Attack:
     A subclass sets ``self.targeted`` in its constructor (checked there, with every other
     hyper-parameter, each kept in the attribute of its parameter's name: ``settings`` reads
     them) and implements ``run(oracle, x) -> (x_adv, success, info)``; an attack that takes no
-    target at all sets the class attribute ``can_target = False``. Success is the oracle's
+    target at all sets the class attribute ``can_target = False``; one that, targeted without a
+    target, runs over the best classes other than y (APGD-T, FAB-T) sets
+    ``targets_best_classes = True``. Success is the oracle's
     criterion, ``success_criterion(y, target)``.
 
     ``generate`` assumes one result row per input, a caller-given target and a y that costs a
@@ -181,6 +183,7 @@ class Attack:
 
     targeted = False
     can_target = True           # False: untargeted only, refuse a target with that message
+    targets_best_classes = False    # True: targeted without a target tries the best classes
     objects = ()                # constructor parameters that are objects, not settings
 
     def settings(self):
@@ -209,6 +212,8 @@ class Attack:
         if y is not None:
             check_labels(y, len(x), "y")
         if self.targeted:
+            if target is None and self.targets_best_classes:
+                return xp
             if target is None:
                 raise ValueError(f"{name} is targeted: it needs target, the class (N,) each "
                                  "image should reach")

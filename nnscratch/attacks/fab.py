@@ -66,13 +66,13 @@ and the logits at x^(i+1); plus 1 when y is defaulted. info: "failure" (N,) host
 import numpy as np
 
 from nnscratch.attacks.apgd import one_hot
-from nnscratch.attacks.base import Attack, check_attack_images, failure_reasons
+from nnscratch.attacks.base import Attack, failure_reasons
 from nnscratch.attacks.criteria import MisclassificationNotRejected
 from nnscratch.attacks.fab_projection import project_onto_hyperplane
 from nnscratch.attacks.norms import any_nonzero, normalized, per_image, per_image_norm
 from nnscratch.attacks.reject_aware import best_other
 from nnscratch.backend import get_array_module, new_rng, to_numpy
-from nnscratch.checks import (check_choice, check_flag, check_integer, check_labels, check_real,
+from nnscratch.checks import (check_choice, check_flag, check_integer, check_real,
                               check_seed)
 
 DUAL = {"linf": "l1", "l2": "l2", "l1": "linf"}     # q with 1/p + 1/q = 1
@@ -89,6 +89,8 @@ def check_fraction(value, what):
 class FAB(Attack):
     """The fast adaptive boundary attack in ``norm``, minimal-norm or within ``eps`` (module
     docstring)."""
+
+    targets_best_classes = True      # targeted, no target: over the best other classes
 
     def __init__(self, eps=None, norm="linf", steps=10, restarts=1, alpha_max=0.1, eta=1.05,
                  beta=0.9, targeted=False, n_target_classes=9, reject_class=False, seed=0):
@@ -116,15 +118,6 @@ class FAB(Attack):
             return MisclassificationNotRejected(y)
         return super().success_criterion(y, target)
 
-    def check(self, x, y, target):
-        """As ``Attack.check``, but targeted=True without a target is FAB-T over the best
-        classes (module docstring)."""
-        if target is None:
-            xp = check_attack_images(x)
-            if y is not None:
-                check_labels(y, len(x), "y")
-            return xp
-        return super().check(x, y, target)
 
     def boundary(self, oracle, x_cur, idx, t, k):
         """f_s (n,) and w_s (n, D) at x_cur (n, C, H, W), the images ``idx`` of the oracle, K = k
